@@ -1,0 +1,90 @@
+"""The OriginError tree. Core code raises these; only server/errors.py maps them to HTTP statuses.
+
+```text
+OriginError                      message is safe to show a client
+├── BadRequest                   bad query values (start=abc, end <= start)
+│   └── RangeNotSatisfiable      carries complete_length -> "Content-Range: bytes */N"
+├── Forbidden                    a path that tries to leave its remap root
+├── NotFound                     no remap rule; missing file upstream or on disk
+├── MediaError                   the source bytes cannot be served
+│   ├── MalformedMedia           sizes, counts or offsets that contradict each other
+│   │   └── MalformedBox         ... located at a box path and file offset
+│   └── UnsupportedMedia         valid but out of scope, or over a configured limit
+│       └── FragmentedMedia      fragmented MP4 input (moov/mvex) for a progressive-only feature
+└── UpstreamError                upstream refused, reset, 5xx, or sent something else than asked
+    ├── UpstreamTimeout
+    └── SourceChanged            the upstream validator changed between metadata and body reads
+```
+`message` (str(exc)) is what a client may see; `context` is for the log only (box path, offsets, source id).
+No aiohttp import here.
+"""
+
+from __future__ import annotations
+
+
+class OriginError(Exception):
+    """Base of every error we raise on purpose. str(exc) is a one-line message safe for clients."""
+
+    def __init__(self, message: str, **context: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class BadRequest(OriginError):
+    pass
+
+
+class RangeNotSatisfiable(BadRequest):
+    def __init__(self, message: str, complete_length: int, **context: object) -> None:
+        super().__init__(message, **context)
+        self.complete_length = complete_length
+
+
+class Forbidden(OriginError):
+    pass
+
+
+class NotFound(OriginError):
+    pass
+
+
+class MediaError(OriginError):
+    pass
+
+
+class MalformedMedia(MediaError):
+    pass
+
+
+class MalformedBox(MalformedMedia):
+    """A box whose bytes contradict themselves or their container.
+
+    Args:
+        box_path: e.g. "moov/trak[1]/mdia/minf/stbl/stsz".
+        reason: one line, e.g. "entry_count 4000000000 needs 16000000000 bytes, box has 12".
+    """
+
+    def __init__(self, box_path: str, reason: str, **context: object) -> None:
+        super().__init__(f"malformed MP4: {box_path}: {reason}", box_path=box_path, **context)
+        self.box_path = box_path
+
+
+class UnsupportedMedia(MediaError):
+    pass
+
+
+class FragmentedMedia(UnsupportedMedia):
+    pass
+
+
+class UpstreamError(OriginError):
+    pass
+
+
+class UpstreamTimeout(UpstreamError):
+    pass
+
+
+class SourceChanged(UpstreamError):
+    pass

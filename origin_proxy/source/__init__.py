@@ -1,0 +1,36 @@
+"""source/: async byte access to one upstream object, a local file or an HTTP resource.
+
+Every source implements the `Source` protocol below; callers never know which kind they have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+
+class Source(Protocol):
+    """One media object at an upstream, opened (validated) once per request.
+
+    Attributes:
+        identity: stable key of the object, e.g. "file:///srv/media/a.mp4" or the upstream URL.
+        size_bytes: total length of the object.
+        validator: strong validator of the current version: the upstream ETag, or
+            "mtime_ns-size" for files and for upstreams without an ETag (Last-Modified + size).
+        last_modified: POSIX seconds, or None when unknown.
+    """
+
+    identity: str
+    size_bytes: int
+    validator: str
+    last_modified: float | None
+
+    async def read(self, offset: int, size: int) -> bytes:
+        """Exactly `size` bytes at `offset` (fewer only at end of file). Raises NotFound,
+        UpstreamError, UpstreamTimeout, SourceChanged."""
+        ...
+
+    def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
+        """The bytes offset..offset+size-1 in chunks of at most chunk_bytes; raises SourceChanged
+        when the object changed since it was opened, UpstreamError when it ends short."""
+        ...
