@@ -34,3 +34,21 @@ class Source(Protocol):
         """The bytes offset..offset+size-1 in chunks of at most chunk_bytes; raises SourceChanged
         when the object changed since it was opened, UpstreamError when it ends short."""
         ...
+
+
+async def open_source(ref, session=None):  # (remap.SourceRef, aiohttp.ClientSession | None) -> Source
+    """Open the object a remap SourceRef names: a LocalSource for file: rules, else an UpstreamSource.
+
+    The returned source has `aclose()` and is an async context manager; `session` is required for HTTP rules.
+    Raises NotFound, UpstreamError, UpstreamTimeout (see the two implementations).
+    """
+    # Imported here so that `import origin_proxy.source` (the loader does) never pulls in aiohttp.
+    if ref.is_local:
+        from .local import LocalSource
+
+        return await LocalSource.open(ref.location, ref.rule.root_dir, ref.identity)
+    from .upstream import UpstreamSource
+
+    if session is None:
+        raise RuntimeError("an HTTP remap rule needs the shared aiohttp ClientSession")
+    return await UpstreamSource.open(session, ref.location)

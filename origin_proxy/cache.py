@@ -1,0 +1,85 @@
+"""L1 metadata cache: parsed MovieFiles per (source identity, validator), bounded in bytes (DESIGN.md §7).
+
+A `cachetools.TTLCache` whose maxsize is a byte budget and whose item size is the value's `nbytes` attribute
+(MovieFile reports the memory of its numpy columns). The validator is part of the key, so a changed upstream
+object never meets its old metadata. Loads are single-flight: concurrent misses for one key await the same task,
+so 200 viewers arriving at once cost one upstream read. A failed load is not cached; every waiter sees its error.
+Values must be plain immutable data (dataclasses + read-only numpy), never construct objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from cachetools import TTLCache
+
+
+def _nbytes(value: Any) -> int:
+    return max(1, int(value.nbytes))
+
+
+class MetadataCache:
+    """Byte-bounded TTL cache with single-flight loads.
+
+    Args:
+        max_bytes: sum of the cached values' `nbytes` never exceeds this; a larger value is served, not cached.
+        ttl_s: seconds an entry lives after it was stored.
+        timer: monotonic clock in seconds (tests pass a fake one).
+    Attributes:
+        hits, misses: lookups answered from the cache / that had to wait for a load.
+        loads: loader calls started (misses that found a load in flight do not start one).
+    """
+
+    def __init__(self, max_bytes: int, ttl_s: float, timer: Callable[[], float] = time.monotonic) -> None:
+        self._entries: TTLCache = TTLCache(maxsize=max_bytes, ttl=ttl_s, timer=timer, getsizeof=_nbytes)
+        self._in_flight: dict[Hashable, asyncio.Task] = {}
+        self.hits = 0
+        self.misses = 0
+        self.loads = 0
+
+    @property
+    def current_bytes(self) -> int:
+        return int(self._entries.currsize)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._entries
+
+    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value for `key`, else the result of one shared `load()` call.
+
+        A cancelled waiter does not cancel the shared load (other waiters may still need it).
+        Raises whatever `load()` raises; nothing is cached then.
+        """
+        try:
+            value = self._entries[key]
+        except KeyError:
+            pass
+        else:
+            self.hits += 1
+            return value
+        self.misses += 1
+        task = self._in_flight.get(key)
+        if task is None:
+            self.loads += 1
+            task = asyncio.ensure_future(self._load(key, load))
+            # Mark the error as seen even when every waiter was cancelled (no "never retrieved" warning).
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._in_flight[key] = task
+        return await asyncio.shield(task)
+
+    async def _load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            value = await load()
+            try:
+                self._entries[key] = value
+            except ValueError:  # cachetools: a single value larger than max_bytes; serve it uncached
+                pass
+            return value
+        finally:
+            del self._in_flight[key]

@@ -1,0 +1,246 @@
+"""Configuration: the service settings file and the remap file, as frozen pydantic v2 models (DESIGN.md §8).
+
+Two YAML files:
+- the service config (`conf/origin-proxy.yaml`): listen address, cache, parser limits, upstream timeouts;
+- the remap file: an ordered list of `from` (path prefix, optionally `http://host/prefix/`) -> `to` (an HTTP(S)
+  upstream or a `file:` directory) rules, with ATS `map` semantics (see remap.py).
+
+A relative `file:` target (`to: file:demo/media/`) is resolved against the directory holding the remap file.
+Every validation error is reported with its place in the file (`remap[1].to: ...`) through ConfigError;
+nothing here imports aiohttp.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from .loader import MediaLimits
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. `errors` holds one "place: reason" line per problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(errors))
+        self.source = source
+        self.errors = errors
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------- remap file
+
+
+class RemapRule(_Frozen):
+    """One `from` -> `to` mapping.
+
+    Attributes:
+        from_: "/prefix/" or "http://host[:port]/prefix/" (then the Host header must match too).
+        to: "http(s)://host[:port]/prefix/" or "file:///absolute/dir/" (relative `file:dir/` is resolved at load).
+        mode: default pseudo-streaming mode for this rule ("exact" or "keyframe"); None = the global default.
+        cache_control: Cache-Control for responses of this rule; None = the service default.
+    """
+
+    from_: str = Field(alias="from")
+    to: str
+    mode: Literal["exact", "keyframe"] | None = None
+    cache_control: str | None = None
+
+    @field_validator("from_")
+    @classmethod
+    def _check_from(cls, value: str) -> str:
+        if value.startswith("/"):
+            path = value
+        else:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be a path starting with '/' or http://host/prefix/")
+            if parts.query or parts.fragment:
+                raise ValueError("must not carry a query or fragment")
+            path = parts.path or "/"
+        if "\\" in path or "%" in path or any(seg in (".", "..") for seg in path.split("/")):
+            raise ValueError("prefix must be a plain path (no '.', '..', '%' or '\\')")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _check_to(cls, value: str, info: ValidationInfo) -> str:
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https"):
+            if not parts.hostname:
+                raise ValueError("an http(s) target needs a host")
+            if parts.query or parts.fragment:
+                raise ValueError("must not carry a query or fragment")
+            return value
+        if parts.scheme != "file":
+            raise ValueError("must be an http://, https:// or file: URL")
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError("a file: target cannot name a host")
+        path = parts.path
+        if not path:
+            raise ValueError("a file: target needs a directory")
+        if not os.path.isabs(path):  # file:demo/media/ -> relative to the remap file's directory
+            base_dir = (info.context or {}).get("base_dir")
+            if base_dir is None:
+                raise ValueError("relative file: target but the remap file's directory is unknown")
+            path = os.path.join(os.fspath(base_dir), path)
+        path = os.path.abspath(path)
+        if not os.path.isdir(path):
+            raise ValueError(f"directory {path} does not exist")
+        return "file://" + path.rstrip("/") + "/"
+
+    @property
+    def host(self) -> str | None:
+        """Lower-case `host[:port]` this rule is limited to, or None for any Host."""
+        return None if self.from_.startswith("/") else urlsplit(self.from_).netloc.lower()
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix of `from`."""
+        return self.from_ if self.from_.startswith("/") else (urlsplit(self.from_).path or "/")
+
+    @property
+    def is_local(self) -> bool:
+        return self.to.startswith("file:")
+
+    @property
+    def root_dir(self) -> str:
+        """Filesystem directory of a file: target (ends without '/'). Only for is_local rules."""
+        return urlsplit(self.to).path.rstrip("/") or "/"
+
+
+class RemapConfig(_Frozen):
+    """The remap file: `remap:` followed by at least one rule, in any order (longest prefix wins)."""
+
+    remap: tuple[RemapRule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_from(self) -> RemapConfig:
+        seen: set[str] = set()
+        for rule in self.remap:
+            if rule.from_ in seen:
+                raise ValueError(f"'from: {rule.from_}' appears twice")
+            seen.add(rule.from_)
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- service file
+
+
+class ListenSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class CacheSettings(_Frozen):
+    metadata_ttl_s: float = Field(300.0, gt=0)  # seconds a parsed moov stays cached
+    max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # memory bound of the metadata cache, in bytes
+
+
+class LimitsSettings(_Frozen):
+    max_moov_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    max_samples: int = Field(20_000_000, gt=0)
+    head_bytes: int = Field(64 * 1024, ge=16)
+
+    def media_limits(self) -> MediaLimits:
+        return MediaLimits(self.max_moov_bytes, self.max_samples, self.head_bytes)
+
+
+class UpstreamSettings(_Frozen):
+    connect_timeout_s: float = Field(5.0, gt=0)  # TCP (+TLS) connect
+    read_timeout_s: float = Field(30.0, gt=0)  # longest silence while waiting for headers or body bytes
+    connections_per_host: int = Field(32, ge=1)
+
+
+class ServiceConfig(_Frozen):
+    """The service config file. Every field has a default, so an empty file is valid."""
+
+    listen: ListenSettings = ListenSettings()
+    remap: str | None = None  # path of the remap file, relative to this file's directory
+    cache: CacheSettings = CacheSettings()
+    limits: LimitsSettings = LimitsSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    cache_control: str = "public, max-age=86400"
+    default_mode: Literal["exact", "keyframe"] = "exact"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class AppConfig(_Frozen):
+    """Everything make_app needs: the service settings and the remap rules."""
+
+    service: ServiceConfig
+    remap: RemapConfig
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def error_lines(exc: ValidationError) -> list[str]:
+    """One "remap[1].to: reason" line per pydantic error, the place rebuilt from its `loc`."""
+    lines = []
+    for err in exc.errors():
+        place = ""
+        for item in err["loc"]:
+            if isinstance(item, int):
+                place += f"[{item}]"
+            else:
+                place += ("." if place else "") + ("from" if item == "from_" else str(item))
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{place or '(top)'}: {message}")
+    return lines
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}".replace("\n", " ")]) from None
+
+
+def _validate(model: type[_Frozen], data: Any, source: str, context: Mapping[str, Any] | None = None):
+    try:
+        return model.model_validate({} if data is None else data, context=dict(context or {}))
+    except ValidationError as exc:
+        raise ConfigError(source, error_lines(exc)) from None
+
+
+def parse_remap(data: Any, base_dir: str | Path, source: str = "<remap>") -> RemapConfig:
+    """Validate an already-decoded remap document; relative file: targets are resolved against base_dir."""
+    return _validate(RemapConfig, data, source, {"base_dir": Path(base_dir)})
+
+
+def load_remap(path: str | Path) -> RemapConfig:
+    """Read and validate a remap YAML file. Raises ConfigError listing every problem."""
+    path = Path(path)
+    return parse_remap(_read_yaml(path), path.parent.resolve(), str(path))
+
+
+def load_service(path: str | Path) -> ServiceConfig:
+    """Read and validate the service YAML file. Raises ConfigError listing every problem."""
+    return _validate(ServiceConfig, _read_yaml(Path(path)), str(path))
+
+
+def load_config(config_path: str | Path | None, remap_path: str | Path | None = None) -> AppConfig:
+    """The service file (defaults when None) plus the remap file (`remap_path`, else the one it names).
+
+    Raises:
+        ConfigError: unreadable or invalid file, or no remap file named anywhere.
+    """
+    service = load_service(config_path) if config_path is not None else ServiceConfig()
+    if remap_path is None and service.remap is not None:
+        remap_path = Path(config_path).parent / service.remap if config_path else Path(service.remap)
+    if remap_path is None:
+        raise ConfigError(str(config_path or "<config>"), ["remap: no remap file given (--remap or `remap:`)"])
+    return AppConfig(service=service, remap=load_remap(remap_path))

@@ -1,0 +1,44 @@
+"""make_app(config) -> aiohttp Application: routes, the error middleware, and the shared upstream session."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from ..config import AppConfig
+from ..source.upstream import client_timeout
+from .errors import error_middleware
+from .state import EDGE_STATE, EdgeState
+from .vod import handle_media
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
+    """One ClientSession for every upstream read while the app runs (cleanup_ctx)."""
+    state = app[EDGE_STATE]
+    settings = state.config.service.upstream
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=settings.connections_per_host)
+    timeout = client_timeout(settings.connect_timeout_s, settings.read_timeout_s)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+        state.session = session
+        yield
+        state.session = None
+
+
+def make_app(config: AppConfig) -> web.Application:
+    """The edge application for one configuration.
+
+    Routes: GET /healthz -> "ok"; GET and HEAD of any other path -> the mapped media (server/vod.py).
+    `app[EDGE_STATE]` holds the remap table, the metadata cache (`.cache.hits` ...) and the upstream session.
+    """
+    app = web.Application(middlewares=[error_middleware])
+    app[EDGE_STATE] = EdgeState.from_config(config)
+    app.cleanup_ctx.append(_upstream_session)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/{path:.*}", handle_media)  # add_get registers HEAD too
+    return app

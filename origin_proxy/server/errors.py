@@ -1,0 +1,92 @@
+"""The one place where OriginErrors become HTTP statuses (STYLE.md §2.6).
+
+The status is looked up along the exception's MRO, so a subclass inherits its parent's status unless listed.
+Reasoning behind the table: who is at fault depends on where the bytes came from. Media we fetched from our
+upstream that contradicts itself is the upstream's fault, so 502 (nginx-vod answers 404 there; a 404 would let a
+CDN cache a "missing" file that is really broken). Valid media we do not handle is 501, and fragmented input for a
+progressive-only feature is 415. A validator change between the metadata and the body reads is 502: the client
+may retry and will get the new version.
+
+Every OriginError gives one WARNING line and a one-line text/plain body; anything else is a bug: one ERROR line with
+the traceback and a 500. When the response was already started (headers sent), nothing can be said to the client
+any more: the connection is aborted so it sees a short body, never a finished one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    FragmentedMedia,
+    MalformedMedia,
+    NotFound,
+    OriginError,
+    RangeNotSatisfiable,
+    SourceChanged,
+    UnsupportedMedia,
+    UpstreamError,
+    UpstreamTimeout,
+)
+
+log = logging.getLogger("origin_proxy.server")
+
+STATUS_BY_ERROR: dict[type[OriginError], int] = {
+    BadRequest: 400,
+    RangeNotSatisfiable: 416,
+    Forbidden: 403,
+    NotFound: 404,
+    MalformedMedia: 502,
+    UnsupportedMedia: 501,
+    FragmentedMedia: 415,
+    UpstreamError: 502,
+    SourceChanged: 502,
+    UpstreamTimeout: 504,
+}
+
+# The StreamResponse a handler has prepare()d, so the middleware knows headers are gone.
+STARTED_RESPONSE = web.RequestKey("started_response", web.StreamResponse)
+
+
+def status_for(exc: OriginError) -> int:
+    """HTTP status of an OriginError: the entry of its nearest listed class (500 if none)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def abort_connection(request: web.Request) -> None:
+    """Drop the connection so a started body ends short (the client can tell) instead of looking complete."""
+    if request.transport is not None:
+        request.transport.abort()
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except OriginError as exc:
+        status = status_for(exc)
+        log.warning("%s %s -> %d %s: %s %s", request.method, request.path_qs, status, type(exc).__name__,
+                    exc.message, exc.context or "")
+        started = request.get(STARTED_RESPONSE)
+        if started is not None:
+            abort_connection(request)
+            return started
+        headers = {}
+        if isinstance(exc, RangeNotSatisfiable):
+            headers["Content-Range"] = f"bytes */{exc.complete_length}"
+        return web.Response(status=status, text=exc.message.splitlines()[0] + "\n", headers=headers)
+    except Exception:
+        log.exception("%s %s -> 500", request.method, request.path_qs)
+        started = request.get(STARTED_RESPONSE)
+        if started is not None:
+            abort_connection(request)
+            return started
+        return web.Response(status=500, text="internal error\n")

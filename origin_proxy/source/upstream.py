@@ -1,0 +1,171 @@
+"""An HTTP(S) upstream object read with Range requests (RFC 9110 §14), as a Source.
+
+Open = one `GET` with `Range: bytes=0-0`: the Content-Range gives the complete length, the ETag (strong only) or
+Last-Modified + length gives the validator. Every later read is a Range GET with `If-Range` carrying that ETag
+(or Last-Modified date), so a changed object answers 200 (the whole new representation) instead of 206; we never
+splice two versions: 200, 412 or 416 then raise SourceChanged. Bodies are read in bounded chunks.
+
+Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
+a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
+(server/app.py owns it) whose ClientTimeout has no total, a connect and a sock_read limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import aiohttp
+from yarl import URL
+
+from ..errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+)\s*$", re.IGNORECASE)
+
+
+def client_timeout(connect_timeout_s: float, read_timeout_s: float) -> aiohttp.ClientTimeout:
+    """No total limit (bodies may stream for hours), bounded connect and per-read silence."""
+    return aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_connect=connect_timeout_s,
+                                 sock_read=read_timeout_s)
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int] | None:
+    """(first, last, complete_length) from `bytes a-b/N` or (None, None, N) from `bytes */N`; None if unusable."""
+    match = _CONTENT_RANGE.match(value or "")
+    if not match:
+        return None
+    first, last, complete = match.groups()
+    if first is None:
+        return None, None, int(complete)
+    return int(first), int(last), int(complete)
+
+
+class UpstreamSource:
+    """An opened upstream object. Build with `await UpstreamSource.open(session, url)`."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, size_bytes: int, etag: str | None,
+                 last_modified_text: str | None) -> None:
+        self.identity = url
+        self.size_bytes = size_bytes
+        self._session = session
+        self._url = URL(url, encoded=True)  # remap.py already quoted it; never re-normalise
+        self._etag = etag
+        self._last_modified_text = last_modified_text
+        parsed = email.utils.parsedate_to_datetime(last_modified_text) if last_modified_text else None
+        self.last_modified: float | None = parsed.timestamp() if parsed else None
+        if etag:
+            self.validator = etag
+        else:
+            self.validator = f"{int(self.last_modified * 1e9) if self.last_modified else 0}-{size_bytes}"
+
+    @classmethod
+    async def open(cls, session: aiohttp.ClientSession, url: str) -> UpstreamSource:
+        """Learn the object's length and validator with one `Range: bytes=0-0` GET.
+
+        Raises:
+            NotFound: 404 / 410.
+            UpstreamError: any other answer than 206 (or 200/416 for an empty object), a bad Content-Range.
+            UpstreamTimeout: connect or read timeout.
+        """
+        async with _request(session, URL(url, encoded=True), {"Range": "bytes=0-0"}, url) as resp:
+            etag = resp.headers.get("ETag")
+            if etag and not etag.startswith('"'):  # weak ETags cannot guard byte ranges (RFC 9110 §13.1.5)
+                etag = None
+            last_modified = resp.headers.get("Last-Modified")
+            if resp.status in (206, 416):
+                parsed = _parse_content_range(resp.headers.get("Content-Range"))
+                if parsed is None or (resp.status == 206 and parsed[:2] != (0, 0)):
+                    raise UpstreamError("upstream sent a bad Content-Range", url=url,
+                                        content_range=resp.headers.get("Content-Range"))
+                size_bytes = parsed[2]
+                await _guarded(resp.content.read, 65536, url)  # the 1-byte body: lets the connection be reused
+            elif resp.status == 200 and resp.content_length == 0:
+                size_bytes = 0
+            elif resp.status == 200:
+                raise UpstreamError("upstream ignores Range requests", url=url)
+            else:
+                raise UpstreamError(f"upstream answered {resp.status}", url=url, status=resp.status)
+        return cls(session, url, size_bytes, etag, last_modified)
+
+    async def aclose(self) -> None:
+        """Nothing to release: connections go back to the shared session's pool."""
+
+    async def __aenter__(self) -> UpstreamSource:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def read(self, offset: int, size: int) -> bytes:
+        """Exactly `size` bytes at `offset` (fewer only at end of object). Raises as `stream`."""
+        return b"".join([chunk async for chunk in self.stream(offset, size, chunk_bytes=max(size, 1))])
+
+    async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
+        """offset..offset+size-1 (clipped to the object) in chunks of chunk_bytes (the last may be shorter).
+
+        Raises:
+            SourceChanged: the upstream's validator no longer matches (200 instead of 206, 412, 416).
+            NotFound: 404 / 410.
+            UpstreamError: 5xx, a Content-Range other than asked, a body shorter than announced, a reset.
+            UpstreamTimeout: no byte for read_timeout_s.
+        """
+        size = max(0, min(size, self.size_bytes - offset))
+        if size == 0:
+            return
+        last = offset + size - 1
+        headers = {"Range": f"bytes={offset}-{last}"}
+        if self._etag or self._last_modified_text:
+            headers["If-Range"] = self._etag or self._last_modified_text
+        url = str(self._url)
+        async with _request(self._session, self._url, headers, url) as resp:
+            if resp.status in (200, 412, 416):
+                raise SourceChanged("upstream object changed while being served", url=url, status=resp.status)
+            if resp.status != 206:
+                raise UpstreamError(f"upstream answered {resp.status}", url=url, status=resp.status)
+            if _parse_content_range(resp.headers.get("Content-Range")) != (offset, last, self.size_bytes):
+                raise SourceChanged("upstream sent another range or length than asked", url=url,
+                                    content_range=resp.headers.get("Content-Range"))
+            remaining = size
+            buffer = bytearray()
+            while remaining:
+                data = await _guarded(resp.content.read, min(chunk_bytes - len(buffer), remaining), url)
+                if not data:
+                    raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
+                buffer += data
+                remaining -= len(data)
+                if len(buffer) >= chunk_bytes or not remaining:
+                    yield bytes(buffer)
+                    buffer.clear()
+
+
+async def _guarded(call: Callable, arg: int, url: str) -> bytes:
+    """Await `call(arg)`, turning client errors into our error tree."""
+    try:
+        return await call(arg)
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        raise UpstreamTimeout("upstream timed out", url=url) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("upstream connection failed", url=url, error=repr(exc)) from None
+
+
+@asynccontextmanager
+async def _request(session: aiohttp.ClientSession, url: URL, headers: dict[str, str], url_text: str):
+    """A GET whose response is released on exit; status 404/410 -> NotFound, >= 500 -> UpstreamError."""
+    headers = {"Accept-Encoding": "identity", **headers}
+    try:
+        resp = await session.get(url, headers=headers, allow_redirects=False, auto_decompress=False)
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        raise UpstreamTimeout("upstream timed out", url=url_text) from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError("upstream connection failed", url=url_text, error=repr(exc)) from None
+    try:
+        if resp.status in (404, 410):
+            raise NotFound("not found upstream", url=url_text, status=resp.status)
+        if resp.status >= 500:
+            raise UpstreamError(f"upstream answered {resp.status}", url=url_text, status=resp.status)
+        yield resp
+    finally:
+        resp.release()
