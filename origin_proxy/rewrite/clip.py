@@ -1,12 +1,217 @@
-"""Pseudo-streaming: MovieFile + ClipRequest -> Plan. STUB signature; implemented by the core."""
+"""Pseudo-streaming: which samples a `?start=&end=` request serves, and the edit list that presents them.
+
+DESIGN.md §4. All times are exact: request seconds are Fractions, sample times integer ticks.
+
+Presentation model (ISO/IEC 14496-12 §8.6.6): a track's first edits may be empty (a lead of E movie
+ticks), followed by one edit that maps `segment_duration` movie ticks of presentation to the media
+from `media_time` M. A sample with composition time cts (= dts + ctts offset, media ticks) is
+presented at  P = E / movie_timescale + (cts - M) / timescale  seconds.
+
+Mode "exact": video starts at the last sync sample presented at or before `start`; an edit list
+whose media_time is the media time of `start` hides the lead-in, so the first frame shown is the
+first frame the source shows at or after `start`, and presentation begins at `start`. The new
+edit composes with the source's own (its M and E are folded in, never dropped). Audio starts at the
+sample containing `start`, plus codec pre-roll (one AAC frame, 80 ms of Opus, RFC 7845 §4.2) that
+the edit also hides. Mode "keyframe": `start` moves back to the presentation time of that video
+sync sample, then the same rules apply, so nothing is hidden but the source's own offsets.
+`end` keeps, in each track, every sample presented before `end` and those decoded before them.
+
+Edit lists with more than one non-empty edit, or rates other than 1, are answered with
+UnsupportedMedia: composing them needs a sample-level remap that this module does not do.
+"""
 
 from __future__ import annotations
 
-from ..plan import Plan
-from .params import ClipRequest
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import BadRequest, UnsupportedMedia
+from ..isobmff.movie import Movie, MovieFile, Track
+from ..plan import Plan, SourceRange
+from .params import ClipRequest, to_ticks
+
+OPUS_PREROLL_S = Fraction(80, 1000)  # RFC 7845 §4.2
 
 
-def plan_clip(movie_file, request: ClipRequest, content_type: str = "video/mp4") -> Plan:
-    """The rewritten file: ftyp + moov + mdat header as bytes, mdat payload as SourceRanges.
-    Raises BadRequest (start at/after duration), UnsupportedMedia, MalformedMedia."""
-    raise NotImplementedError
+@dataclass(frozen=True)
+class TrackPresentation:
+    """A track's place on the movie timeline, from its edit list.
+
+    lead_s: leading empty edits, seconds. media_time: M, media ticks. end_s: presentation end, seconds.
+    """
+
+    lead_s: Fraction
+    media_time: int
+    end_s: Fraction
+
+
+@dataclass(frozen=True)
+class TrackCut:
+    """One output track: samples [first, stop) of `track` and its new edit list.
+
+    empty_movie_ticks: leading empty edit (movie timescale), 0 for none.
+    media_time: elst media_time in the output media timeline (media ticks, >= 0).
+    segment_duration: elst segment_duration (movie timescale).
+    cts_shift: ticks added to every composition offset so media_time stays >= 0 with negative ctts.
+    """
+
+    track: Track
+    first: int
+    stop: int
+    empty_movie_ticks: int
+    media_time: int
+    segment_duration: int
+    cts_shift: int
+
+
+def presentation(track: Track, movie_timescale: int) -> TrackPresentation:
+    """Fold a track's edit list into (lead, M, end). Raises UnsupportedMedia for edits we cannot compose."""
+    table = track.table
+    lead_ticks = 0
+    media_edits = []
+    for edit in track.edits:
+        if edit.media_time < 0:
+            if media_edits:
+                if edit.segment_duration == 0:
+                    continue
+                raise UnsupportedMedia(f"track {track.track_id}: an empty edit after media is not supported")
+            lead_ticks += edit.segment_duration
+        else:
+            media_edits.append(edit)
+    if len(media_edits) > 1:
+        raise UnsupportedMedia(f"track {track.track_id}: an edit list with {len(media_edits)} media edits is not supported")
+    lead_s = Fraction(lead_ticks, movie_timescale)
+    media_time = media_edits[0].media_time if media_edits else 0
+    composition_end = _composition_end_ticks(table)
+    media_end_s = lead_s + Fraction(max(composition_end - media_time, 0), table.timescale)
+    if media_edits and media_edits[0].segment_duration > 0:
+        end_s = min(lead_s + Fraction(media_edits[0].segment_duration, movie_timescale), media_end_s)
+    else:
+        end_s = media_end_s
+    return TrackPresentation(lead_s, media_time, end_s)
+
+
+def _composition_end_ticks(table) -> int:
+    return int((table.dts_ticks + table.cts_offset_ticks + table.duration_ticks).max())
+
+
+def movie_duration_s(movie: Movie) -> Fraction:
+    """Presentation duration in seconds: the latest track end."""
+    return max((presentation(t, movie.timescale).end_s for t in movie.tracks), default=Fraction(0))
+
+
+def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fraction:
+    """Media time (ticks, exact) presented at movie time t_s (t_s >= lead)."""
+    return pres.media_time + (t_s - pres.lead_s) * timescale
+
+
+def _preroll_samples_start(track: Track, pts: np.ndarray, first: int, media_start: Fraction) -> int:
+    codec = track.codec
+    if codec == b"mp4a":
+        return max(first - 1, 0)
+    if codec == b"Opus":
+        target = math.floor(media_start - OPUS_PREROLL_S * track.timescale)
+        return max(int(np.searchsorted(pts, target, side="right")) - 1, 0)
+    return first
+
+
+def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start_s: Fraction, end_s: Fraction) -> TrackCut | None:
+    """Samples and edit list of one track for the window [start_s, end_s) seconds, or None when
+    the track presents nothing in it."""
+    table = track.table
+    t_from = max(start_s, pres.lead_s)
+    t_to = min(end_s, pres.end_s)
+    if t_to <= t_from:
+        return None
+    ts = table.timescale
+    pts = table.dts_ticks + table.cts_offset_ticks  # composition times, media ticks
+    media_start = _media_time_at(pres, ts, t_from)
+    media_stop = _media_time_at(pres, ts, t_to)
+    start_floor = math.floor(media_start)
+    stop_ceil = math.ceil(media_stop)
+
+    if track.handler_type == b"vide":
+        sync = table.sync_indices
+        candidates = sync[pts[sync] <= start_floor] if len(sync) else sync
+        first = int(candidates[-1]) if len(candidates) else (int(sync[0]) if len(sync) else 0)
+        presented = np.flatnonzero(pts[first:] < stop_ceil)
+        stop = first + (int(presented[-1]) + 1 if len(presented) else 1)
+    else:
+        first = max(int(np.searchsorted(pts, start_floor, side="right")) - 1, 0)
+        first = _preroll_samples_start(track, pts, first, media_start)
+        stop = max(int(np.searchsorted(pts, stop_ceil, side="left")), first + 1)
+    stop = min(stop, table.sample_count)
+
+    base = int(table.dts_ticks[first])
+    media_time = to_ticks(media_start / ts, ts) - base
+    cts_shift = max(-media_time, 0)
+    empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
+    duration = to_ticks(t_to - t_from, movie_timescale)
+    return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
+
+
+def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
+    """Presentation time of the first video track's last sync sample shown at or before start_s
+    (seconds, >= 0); start_s itself when the movie has no video."""
+    for track in movie.tracks:
+        if track.handler_type != b"vide":
+            continue
+        pres = presentation(track, movie.timescale)
+        table = track.table
+        t_from = max(start_s, pres.lead_s)
+        pts = table.dts_ticks + table.cts_offset_ticks
+        sync = table.sync_indices
+        start_floor = math.floor(_media_time_at(pres, table.timescale, t_from))
+        candidates = sync[pts[sync] <= start_floor]
+        if not len(candidates):
+            return min(start_s, pres.lead_s)
+        key_s = pres.lead_s + Fraction(int(pts[candidates[-1]]) - pres.media_time, table.timescale)
+        return max(min(key_s, start_s), Fraction(0))
+    return start_s
+
+
+def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
+    """The output tracks for a request, in source order.
+
+    Raises:
+        BadRequest: start at or after the movie's duration (names the duration).
+        UnsupportedMedia: no media track, or an edit list we cannot compose.
+    """
+    if not movie.tracks:
+        raise UnsupportedMedia("the movie has no audio or video track with samples")
+    presentations = [presentation(t, movie.timescale) for t in movie.tracks]
+    duration_s = max(p.end_s for p in presentations)
+    start_s = request.start_s or Fraction(0)
+    if start_s >= duration_s:
+        raise BadRequest(f"start={float(start_s):.3f} is at or after the duration of {float(duration_s):.3f} s")
+    if request.mode == "keyframe":
+        start_s = keyframe_start_s(movie, start_s)
+    end_s = min(request.end_s, duration_s) if request.end_s is not None else duration_s
+    cuts = []
+    for track, pres in zip(movie.tracks, presentations):
+        cut = cut_track(track, pres, movie.timescale, start_s, end_s)
+        if cut is not None:
+            cuts.append(cut)
+    return cuts
+
+
+def plan_clip(movie_file: MovieFile, request: ClipRequest, content_type: str = "video/mp4") -> Plan:
+    """The rewritten file for a `?start=&end=` request (DESIGN.md §4).
+
+    Returns:
+        Plan of ftyp + moov + mdat header (bytes) and one SourceRange of the source's mdat bytes.
+        `start=0` (or absent) without `end` on a file whose moov precedes its mdat is the file itself.
+    Raises:
+        BadRequest (400), UnsupportedMedia (501), MalformedMedia (502).
+    """
+    from .moov_writer import write_clip  # local import keeps the selection logic importable alone
+
+    if not request.start_s and request.end_s is None and movie_file.moov_before_mdat:
+        return Plan((SourceRange(0, movie_file.file_size),), content_type)
+    cuts = select(movie_file.movie, request)
+    head, source_range = write_clip(movie_file, cuts)
+    parts = (head, source_range) if source_range.size else (head,)
+    return Plan(parts, content_type)
