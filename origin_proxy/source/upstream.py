@@ -1,9 +1,9 @@
 """An HTTP(S) upstream object read with Range requests (RFC 9110 §14), as a Source.
 
 Open = one `GET` with `Range: bytes=0-0`: the Content-Range gives the complete length, the ETag (strong only) or
-Last-Modified + length gives the validator. Every later read is a Range GET with `If-Range` carrying that ETag
-(or Last-Modified date), so a changed object answers 200 (the whole new representation) instead of 206; we never
-splice two versions: 200, 412 or 416 then raise SourceChanged. Bodies are read in bounded chunks.
+Last-Modified + length gives the validator. Every later read is a Range GET carrying that ETag (or Last-Modified
+date) in `If-Range` and in `If-Match` (or `If-Unmodified-Since`), so a changed object answers 200 (the whole new
+representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged. Bodies are read in bounded chunks.
 
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
 a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
@@ -117,8 +117,12 @@ class UpstreamSource:
             return
         last = offset + size - 1
         headers = {"Range": f"bytes={offset}-{last}"}
-        if self._etag or self._last_modified_text:
-            headers["If-Range"] = self._etag or self._last_modified_text
+        # Both guards: If-Range turns a mismatch into a 200, If-Match / If-Unmodified-Since into a 412;
+        # upstreams differ in which they honour (aiohttp's static files ignore an ETag in If-Range).
+        if self._etag:
+            headers["If-Range"] = headers["If-Match"] = self._etag
+        elif self._last_modified_text:
+            headers["If-Range"] = headers["If-Unmodified-Since"] = self._last_modified_text
         url = str(self._url)
         async with _request(self._session, self._url, headers, url) as resp:
             if resp.status in (200, 412, 416):
