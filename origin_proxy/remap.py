@@ -78,21 +78,29 @@ class RemapTable:
         raise NotFound("no remap rule for this path", path=path, host=host)
 
 
-def safe_decoded_path(raw_path: str) -> str:
-    """The path percent-decoded once, after refusing every traversal trick. Raises Forbidden."""
+def safe_decoded_path(raw_path: str, max_decodes: int = 4) -> str:
+    """The path percent-decoded once, after refusing every traversal trick. Raises Forbidden or BadRequest.
+
+    The checks run on the raw path and on each further decoding of it (up to `max_decodes`), so an upstream that
+    decodes twice cannot be walked out of its prefix either (`%25%32%65` -> `%2e` -> `.`).
+    """
     if not raw_path.startswith("/"):
         raise Forbidden("path must start with '/'", path=raw_path)
-    if "\\" in raw_path or "\x00" in raw_path or _ENCODED_SPECIAL.search(raw_path):
-        raise Forbidden("path holds an encoded dot, slash or control character", path=raw_path)
-    try:
-        path = unquote(raw_path, errors="strict")
-    except UnicodeDecodeError:
-        raise BadRequest("path is not UTF-8 once percent-decoded", path=raw_path) from None
-    if "\\" in path or any(ord(ch) < 0x20 for ch in path):
-        raise Forbidden("path holds a backslash or control character", path=raw_path)
-    if any(segment in (".", "..") for segment in path.split("/")):
-        raise Forbidden("path holds a '.' or '..' segment", path=raw_path)
-    return path
+    level, decoded_once = raw_path, None
+    for _ in range(max_decodes):
+        if "\\" in level or any(ord(ch) < 0x20 for ch in level) or _ENCODED_SPECIAL.search(level):
+            raise Forbidden("path holds an encoded dot, slash, backslash or control character", path=raw_path)
+        if any(segment in (".", "..") for segment in level.split("/")):
+            raise Forbidden("path holds a '.' or '..' segment", path=raw_path)
+        try:
+            decoded = unquote(level, errors="strict")
+        except UnicodeDecodeError:
+            raise BadRequest("path is not UTF-8 once percent-decoded", path=raw_path) from None
+        decoded_once = decoded if decoded_once is None else decoded_once
+        if decoded == level:
+            return decoded_once
+        level = decoded
+    raise Forbidden("path is percent-encoded too many times", path=raw_path)
 
 
 def _strip_prefix(path: str, prefix: str) -> str | None:
