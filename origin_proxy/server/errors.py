@@ -72,10 +72,11 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException:
         raise
     except OriginError as exc:
-        status = status_for(exc)
-        log.warning("%s %s -> %d %s: %s %s", request.method, request.path_qs, status, type(exc).__name__,
-                    exc.message, exc.context or "")
         started = request.get(STARTED_RESPONSE)
+        status = status_for(exc)
+        outcome = f"aborted after {started.status} headers" if started is not None else str(status)
+        log.warning("%s %s -> %s %s: %s %s", request.method, request.path_qs, outcome, type(exc).__name__,
+                    exc.message, exc.context or "")
         if started is not None:
             abort_connection(request)
             return started
@@ -84,8 +85,9 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             headers["Content-Range"] = f"bytes */{exc.complete_length}"
         return web.Response(status=status, text=exc.message.splitlines()[0] + "\n", headers=headers)
     except Exception:
-        log.exception("%s %s -> 500", request.method, request.path_qs)
         started = request.get(STARTED_RESPONSE)
+        outcome = f"aborted after {started.status} headers" if started is not None else "500"
+        log.exception("%s %s -> %s", request.method, request.path_qs, outcome)
         if started is not None:
             abort_connection(request)
             return started

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from conftest import media
 from test_http_ranges import parse_multipart
@@ -149,3 +152,28 @@ async def test_file_changing_on_every_read_is_502_not_spliced(changing):
     body = await resp.read()
     assert resp.status == 502
     assert all(version[:1000] not in body for version in versions)
+
+
+async def test_upstream_failing_after_headers_aborts_the_connection(aiohttp_server, edge_client):
+    """The upstream sends 300 KiB of a 1 MiB range, then stalls: the client must see a short body, not a 200."""
+    total = 1024 * 1024
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        first, last = (int(x) for x in request.headers["Range"].removeprefix("bytes=").split("-"))
+        response = web.StreamResponse(status=206, headers={"Content-Range": f"bytes {first}-{last}/{total}",
+                                                           "ETag": '"v1"'})
+        response.content_length = last - first + 1
+        await response.prepare(request)
+        await response.write(b"x" * min(300 * 1024, last - first + 1))
+        if last - first + 1 > 300 * 1024:
+            await asyncio.sleep(2)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", trickle)
+    server = await aiohttp_server(app)
+    client = await edge_client([{"from": "/t/", "to": f"http://127.0.0.1:{server.port}/"}])
+    resp = await client.get("/t/a.mp4")
+    assert resp.status == 200 and resp.content_length == total  # headers went out after the first chunk
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await resp.read()
