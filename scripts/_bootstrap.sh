@@ -1,0 +1,81 @@
+# Sourced (not run) by scripts/test, scripts/demo and .ci/run: install what a fresh Debian 12 machine lacks.
+#
+# Idempotent: nothing is installed when it is already there. System packages come from apt-get (as root, or
+# through sudo when not root). Python packages go into the active virtualenv, else into python3's own
+# site-packages when pip may write there, else into ./.venv (Debian's python3 is "externally managed", PEP 668),
+# which is then put first on PATH so that `python3` below means that environment.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV_DIR="${VENV_DIR:-$REPO_ROOT/.venv}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $* (no sudo available)"
+        return 1
+    fi
+}
+
+apt_install() {
+    [ "$#" -gt 0 ] || return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "missing: $*; install them with your system's package manager"
+        return 1
+    fi
+    log "installing with apt-get: $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# True when pip must not write to python3's own site-packages (PEP 668 marker, and not inside a venv).
+python_externally_managed() {
+    python3 - <<'PY'
+import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(marker) else 1)
+PY
+}
+
+use_venv() { [ -z "${VIRTUAL_ENV:-}" ] && { [ -x "$VENV_DIR/bin/python3" ] || ! command -v python3 >/dev/null 2>&1 || python_externally_managed; }; }
+
+# ffmpeg/ffprobe, python3 (>= 3.11) and whatever is needed to pip-install into it.
+ensure_system_deps() {
+    local pkgs=()
+    if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+        pkgs+=(ffmpeg)
+    fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        pkgs+=(python3 python3-venv python3-pip)
+    elif use_venv; then
+        [ -x "$VENV_DIR/bin/python3" ] || python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || pkgs+=(python3-venv)
+    else
+        python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
+    fi
+    apt_install "${pkgs[@]}"
+    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        log "python3 >= 3.11 is required, found $(python3 --version 2>&1)"
+        return 1
+    }
+}
+
+ensure_python_env() {
+    if use_venv; then
+        if [ ! -x "$VENV_DIR/bin/python3" ]; then
+            log "creating virtualenv $VENV_DIR"
+            python3 -m venv "$VENV_DIR"
+        fi
+        export VIRTUAL_ENV="$VENV_DIR"
+        export PATH="$VENV_DIR/bin:$PATH"
+        hash -r
+    fi
+    export PIP_DISABLE_PIP_VERSION_CHECK=1
+}
+
+print_versions() {
+    log "$(python3 --version 2>&1) at $(command -v python3); $(ffmpeg -version 2>/dev/null | head -n 1)"
+}
