@@ -59,12 +59,6 @@ def status_for(exc: OriginError) -> int:
     return 500
 
 
-def abort_connection(request: web.Request) -> None:
-    """Drop the connection so a started body ends short (the client can tell) instead of looking complete."""
-    if request.transport is not None:
-        request.transport.abort()
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
@@ -72,23 +66,30 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     except web.HTTPException:
         raise
     except OriginError as exc:
-        started = request.get(STARTED_RESPONSE)
         status = status_for(exc)
-        outcome = f"aborted after {started.status} headers" if started is not None else str(status)
-        log.warning("%s %s -> %s %s: %s %s", request.method, request.path_qs, outcome, type(exc).__name__,
-                    exc.message, exc.context or "")
+        started = _abort_if_started(request)
+        log.warning("%s %s -> %s %s: %s %s", request.method, request.path_qs, _outcome(started, status),
+                    type(exc).__name__, exc.message, exc.context or "")
         if started is not None:
-            abort_connection(request)
             return started
         headers = {}
         if isinstance(exc, RangeNotSatisfiable):
             headers["Content-Range"] = f"bytes */{exc.complete_length}"
         return web.Response(status=status, text=exc.message.splitlines()[0] + "\n", headers=headers)
     except Exception:
-        started = request.get(STARTED_RESPONSE)
-        outcome = f"aborted after {started.status} headers" if started is not None else "500"
-        log.exception("%s %s -> %s", request.method, request.path_qs, outcome)
-        if started is not None:
-            abort_connection(request)
-            return started
-        return web.Response(status=500, text="internal error\n")
+        started = _abort_if_started(request)
+        log.exception("%s %s -> %s", request.method, request.path_qs, _outcome(started, 500))
+        return started if started is not None else web.Response(status=500, text="internal error\n")
+
+
+def _abort_if_started(request: web.Request) -> web.StreamResponse | None:
+    """The response whose headers are already sent, after dropping the connection (so the client sees a short
+    body, never a finished one); None when nothing was sent yet."""
+    started = request.get(STARTED_RESPONSE)
+    if started is not None and request.transport is not None:
+        request.transport.abort()
+    return started
+
+
+def _outcome(started: web.StreamResponse | None, status: int) -> str:
+    return f"aborted after {started.status} headers" if started is not None else str(status)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import aiohttp
 from yarl import URL
@@ -81,7 +81,8 @@ class UpstreamSource:
                     raise UpstreamError("upstream sent a bad Content-Range", url=url,
                                         content_range=resp.headers.get("Content-Range"))
                 size_bytes = parsed[2]
-                await _guarded(resp.content.read, 65536, url)  # the 1-byte body: lets the connection be reused
+                with _client_errors(url):  # read the 1-byte body: lets the connection be reused
+                    await resp.content.read(65536)
             elif resp.status == 200 and resp.content_length == 0:
                 size_bytes = 0
             elif resp.status == 200:
@@ -135,7 +136,8 @@ class UpstreamSource:
             remaining = size
             buffer = bytearray()
             while remaining:
-                data = await _guarded(resp.content.read, min(chunk_bytes - len(buffer), remaining), url)
+                with _client_errors(url):
+                    data = await resp.content.read(min(chunk_bytes - len(buffer), remaining))
                 if not data:
                     raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
                 buffer += data
@@ -145,10 +147,11 @@ class UpstreamSource:
                     buffer.clear()
 
 
-async def _guarded(call: Callable, arg: int, url: str) -> bytes:
-    """Await `call(arg)`, turning client errors into our error tree."""
+@contextmanager
+def _client_errors(url: str) -> Iterator[None]:
+    """Turn aiohttp client failures into our error tree (timeouts first: they are ClientErrors too)."""
     try:
-        return await call(arg)
+        yield
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
         raise UpstreamTimeout("upstream timed out", url=url) from None
     except aiohttp.ClientError as exc:
@@ -159,12 +162,8 @@ async def _guarded(call: Callable, arg: int, url: str) -> bytes:
 async def _request(session: aiohttp.ClientSession, url: URL, headers: dict[str, str], url_text: str):
     """A GET whose response is released on exit; status 404/410 -> NotFound, >= 500 -> UpstreamError."""
     headers = {"Accept-Encoding": "identity", **headers}
-    try:
+    with _client_errors(url_text):
         resp = await session.get(url, headers=headers, allow_redirects=False, auto_decompress=False)
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-        raise UpstreamTimeout("upstream timed out", url=url_text) from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamError("upstream connection failed", url=url_text, error=repr(exc)) from None
     try:
         if resp.status in (404, 410):
             raise NotFound("not found upstream", url=url_text, status=resp.status)
