@@ -54,7 +54,7 @@ async def _serve(config: AppConfig) -> None:
 
     from .server.app import make_app
 
-    runner = web.AppRunner(make_app(config), access_log=None)
+    runner = web.AppRunner(make_app(config))  # access log: one line per request on the aiohttp.access logger
     await runner.setup()
     site = web.TCPSite(runner, config.service.listen.host, config.service.listen.port)
     await site.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import os
 import re
@@ -183,3 +184,19 @@ async def test_large_file_sendfile_ranges(edge_client, tmp_path):
     resp = await client.get("/m/big.mp4", headers={"Range": "bytes=1000-1999,2000000-,5-9"})
     parts = parse_multipart(await resp.read(), resp.headers["Content-Type"])
     assert [payload for _, payload in parts] == [data[1000:2000], data[2000000:], data[5:10]]
+
+
+async def test_local_file_ranges_go_through_loop_sendfile(edge, monkeypatch, sample_bytes):
+    loop = asyncio.get_running_loop()
+    calls = []
+    real_sendfile = loop.sendfile
+
+    async def spy(transport, file, offset=0, count=None, **kwargs):
+        calls.append((offset, count))
+        return await real_sendfile(transport, file, offset, count, **kwargs)
+
+    monkeypatch.setattr(loop, "sendfile", spy)
+    resp = await edge.client.get(URL, headers={"Range": "bytes=0-9,100-199"})
+    parts = parse_multipart(await resp.read(), resp.headers["Content-Type"])
+    assert [payload for _, payload in parts] == [sample_bytes[:10], sample_bytes[100:200]]
+    assert calls == [(0, 10), (100, 100)]  # zero-copy, one call per range, after the multipart heads
