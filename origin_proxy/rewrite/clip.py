@@ -94,6 +94,10 @@ def presentation(track: Track, movie_timescale: int) -> TrackPresentation:
     return TrackPresentation(lead_s, media_time, end_s)
 
 
+def _round_half_up(ticks: Fraction) -> int:
+    return math.floor(ticks + Fraction(1, 2))
+
+
 def _composition_end_ticks(table) -> int:
     return int((table.dts_ticks + table.cts_offset_ticks + table.duration_ticks).max())
 
@@ -146,8 +150,12 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     stop = min(stop, table.sample_count)
 
     base = int(table.dts_ticks[first])
-    media_time = to_ticks(media_start / ts, ts) - base
-    cts_shift = max(-media_time, 0)
+    media_time = _round_half_up(media_start) - base
+    # Negative composition offsets (ctts v1, or v0 written as signed) are read differently by
+    # players (ffmpeg shifts dts by a heuristic, some ignore cslg); shift them all to >= 0 and fold
+    # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
+    min_offset = int(table.cts_offset_ticks[first:stop].min())
+    cts_shift = max(-min_offset, -media_time, 0)
     empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
     duration = to_ticks(t_to - t_from, movie_timescale)
     return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
