@@ -286,7 +286,12 @@ def decode_errors(path: os.PathLike | str, timeout: float = 600.0) -> str:
 
 
 def framemd5(
-    path: os.PathLike | str, count: int = 3, seek_s: float | Fraction | None = None, stream: str = "v:0"
+    path: os.PathLike | str,
+    count: int = 3,
+    seek_s: float | Fraction | None = None,
+    stream: str = "v:0",
+    *,
+    allow_errors: bool = False,
 ) -> list[str]:
     """MD5 of each of the first `count` decoded frames of `stream`, in presentation order (hash column only).
 
@@ -297,12 +302,17 @@ def framemd5(
     so a clip that starts at 0 can be compared with its source seeked to the cut point.
 
     Returns fewer than `count` hashes when the stream ends first.
+    Raises MediaToolError when the decoder reports an error (anything on stderr at `-v error`): the pictures of a
+    broken decode are not reproducible (fate/empty_edit_5s.mp4 hashes differently from run to run), so they make
+    no oracle. `allow_errors=True` returns them anyway.
     """
     argv: list[str] = [FFMPEG, "-nostdin", "-v", "error"]
     if seek_s is not None:
         argv += ["-seek_timestamp", "1", "-ss", _seconds_text(seek_s)]
     argv += ["-i", os.fspath(path), "-map", f"0:{stream}", "-frames:v", str(int(count)), "-f", "framemd5", "-"]
     proc = run(argv, timeout=PROBE_TIMEOUT_S)
+    if proc.stderr.strip() and not allow_errors:
+        raise MediaToolError(f"decode errors, frame hashes would not be reproducible: {path}\n{proc.stderr[-2000:]}")
     hashes = []
     for line in proc.stdout.splitlines():
         if line and not line.startswith("#"):

@@ -129,12 +129,19 @@ def test_movie_large_is_big_progressive_av(movie_large):
 
 
 def test_empty_edit_delays_start_and_seek_is_absolute():
-    path = media("fate/empty_edit_5s.mp4")  # README: elst = 5 s empty edit, start=5.0, 10 fps
-    assert mediatools.video_start_s(path) == pytest.approx(5.0)
+    path = media("mp4/edit_list_positive_shift.mp4")  # README: 1 s empty edit before the media
+    assert mediatools.video_start_s(path) == pytest.approx(1.0)
     frames = mediatools.video_frame_times(path)
-    assert frames[0] == pytest.approx(5.0)
-    assert mediatools.framemd5(path, 2, seek_s=5.0) == mediatools.framemd5(path, 2)
-    assert mediatools.first_frame_md5_at(path, 5.15) == mediatools.framemd5(path, 3)[2]
+    assert frames[0] == pytest.approx(1.0)
+    assert mediatools.framemd5(path, 2, seek_s=frames[0]) == mediatools.framemd5(path, 2)
+    assert mediatools.first_frame_md5_at(path, (frames[1] + frames[2]) / 2) == mediatools.framemd5(path, 3)[2]
+
+
+def test_framemd5_refuses_a_broken_decode():
+    path = media("fate/empty_edit_5s.mp4")  # 4:4:4 stream ffmpeg 5.1 decodes with errors ("gray chroma")
+    assert mediatools.video_start_s(path) == pytest.approx(5.0)
+    with pytest.raises(mediatools.MediaToolError, match="decode errors"):
+        mediatools.framemd5(path, 2)
 
 
 def test_audio_empty_edit_and_frame_duration():
