@@ -73,7 +73,7 @@ ensure_python_env() {
         export PATH="$VENV_DIR/bin:$PATH"
         hash -r
     fi
-    export PIP_DISABLE_PIP_VERSION_CHECK=1
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 }
 
 print_versions() {
