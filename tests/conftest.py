@@ -23,6 +23,9 @@ from aiohttp.test_utils import TestClient
 from origin_proxy.config import AppConfig, ServiceConfig, parse_remap
 from origin_proxy.server.app import make_app
 
+# Session-scoped generated movies (movie_10min_moov_end, movie_60s, movie_large) for every module.
+pytest_plugins = ["media_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_ROOT = REPO_ROOT.parent / "shared" / "media"
 

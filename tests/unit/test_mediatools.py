@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 import mediatools
-from media_fixtures import media, movie_10min_moov_end, movie_60s, movie_large  # noqa: F401 (fixtures)
+from media_fixtures import media  # fixtures come from conftest (pytest_plugins)
 
 
 def box_order(path) -> list[str]:
