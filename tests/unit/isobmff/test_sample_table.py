@@ -1,0 +1,65 @@
+"""SampleTable against an independent oracle: ffprobe's packet list with edit lists ignored.
+
+Sizes, byte positions and sync flags must match exactly; decode and composition times up to one constant
+shift per track (ffmpeg moves dts back when composition offsets are negative). time_base is 1/timescale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mediatools as mt
+from conftest import MEDIA_ROOT
+from origin_proxy.isobmff.header import iter_boxes
+from origin_proxy.isobmff.movie import parse_moov
+
+VALID = sorted(p.relative_to(MEDIA_ROOT).as_posix() for d in ("mp4", "mov") for p in (MEDIA_ROOT / d).iterdir())
+
+
+def _movie(path):
+    data = path.read_bytes()
+    moov = next(s for s in iter_boxes(data, 0, len(data), "") if s.fourcc == b"moov")
+    return parse_moov(data[moov.offset : moov.end], len(data), max_samples=10_000_000)
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_sample_table_matches_ffprobe(name):
+    path = MEDIA_ROOT / name
+    movie = _movie(path)
+    streams = mt.ffprobe_streams(path)
+    by_id = {int(s["id"], 16) if str(s.get("id", "")).startswith("0x") else i + 1: (i, s) for i, s in enumerate(streams)}
+    assert movie.tracks, "no media track parsed"
+    for track in movie.tracks:
+        index, stream = by_id[track.track_id]
+        assert stream["codec_type"] == {b"vide": "video", b"soun": "audio"}[track.handler_type]
+        packets = mt.ffprobe_packets(path, str(index), ignore_editlist=True)
+        table = track.table
+        if stream["codec_name"].startswith("pcm_"):
+            # ffmpeg packs raw PCM samples into one packet per chunk: compare bytes and chunk starts.
+            assert sum(p.size for p in packets) == int(table.size_bytes.sum())
+            assert {p.pos for p in packets} <= set(table.offset_bytes.tolist())
+            continue
+        assert len(packets) == table.sample_count
+        assert [p.size for p in packets] == table.size_bytes.tolist()
+        assert [p.pos for p in packets] == table.offset_bytes.tolist()
+        assert [p.keyframe for p in packets] == table.is_sync.tolist()
+        assert {str(p.time_base) for p in packets} == {f"1/{table.timescale}"}
+        dts = np.array([p.dts_ticks for p in packets], dtype=np.int64)
+        pts = np.array([p.pts_ticks for p in packets], dtype=np.int64)
+        assert len(set((dts - table.dts_ticks).tolist())) == 1, "decode times differ by more than a constant"
+        ours_pts = table.dts_ticks + table.cts_offset_ticks
+        assert len(set((pts - ours_pts).tolist())) == 1, "composition times differ by more than a constant"
+
+
+def test_quicktime_second_hdlr_does_not_reclassify_tracks():
+    # bt601.mov: mdia/hdlr says soun/vide, minf/hdlr says alis; audio is the first track.
+    movie = _movie(MEDIA_ROOT / "mov/bt601.mov")
+    assert [t.handler_type for t in movie.tracks] == [b"soun", b"vide"]
+
+
+def test_metadata_tracks_are_not_media_tracks():
+    movie = _movie(MEDIA_ROOT / "mp4/h265_with_metadata_track.mp4")
+    assert sorted(t.handler_type for t in movie.tracks) == [b"soun", b"vide"]
+    kinds = [s["codec_type"] for s in mt.ffprobe_streams(MEDIA_ROOT / "mp4/h265_with_metadata_track.mp4")]
+    assert "data" in kinds  # the oracle sees the third track we leave out
