@@ -103,7 +103,7 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, clip: 
         plan = Plan(parts, content_type=content_type)
     else:
         movie_file = await state.cache.get_or_load(
-            (source.identity, source.validator), lambda: load_movie_file(source, state.limits))
+            (source.identity, source.validator), lambda: _load_movie_file(ref, state, source.validator))
         plan = plan_clip(movie_file, clip, content_type)
 
     etag = strong_etag(source.identity, source.validator, clip.normalized() if clip else "")
@@ -136,6 +136,16 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, clip: 
     if not isinstance(source, LocalSource):
         settled.first_chunk = await _prefetch_first_range(body, source, stack)
     return settled
+
+
+async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str):
+    """The shared (single-flight) metadata load. It opens a source of its own: the request that started it
+    may end before the load does, and its source closes with it. Raises SourceChanged when the object is no
+    longer the version the cache key names."""
+    async with await open_source(ref, state.session) as source:
+        if source.validator != validator:
+            raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
+        return await load_movie_file(source, state.limits)
 
 
 async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncExitStack):
