@@ -11,6 +11,7 @@ samples than stsz is padded with offset 0 (players do the same); more is cut.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,14 @@ class SampleTable:
         """Sum of all sample durations (end of the last sample's decode time)."""
         n = len(self.dts_ticks)
         return int(self.dts_ticks[-1] + self.duration_ticks[-1]) if n else 0
+
+    @functools.cached_property
+    def composition_end_ticks(self) -> int:
+        """Latest composition time + duration over all samples (media ticks): where presentation of the
+        media ends before any edit list. Computed once per cached table."""
+        if not len(self.dts_ticks):
+            return 0
+        return int((self.dts_ticks + self.cts_offset_ticks + self.duration_ticks).max())
 
     @property
     def nbytes(self) -> int:

@@ -85,7 +85,7 @@ def presentation(track: Track, movie_timescale: int) -> TrackPresentation:
         raise UnsupportedMedia(f"track {track.track_id}: an edit list with {len(media_edits)} media edits is not supported")
     lead_s = Fraction(lead_ticks, movie_timescale)
     media_time = media_edits[0].media_time if media_edits else 0
-    composition_end = _composition_end_ticks(table)
+    composition_end = table.composition_end_ticks
     media_end_s = lead_s + Fraction(max(composition_end - media_time, 0), table.timescale)
     if media_edits and media_edits[0].segment_duration > 0:
         end_s = min(lead_s + Fraction(media_edits[0].segment_duration, movie_timescale), media_end_s)
@@ -96,10 +96,6 @@ def presentation(track: Track, movie_timescale: int) -> TrackPresentation:
 
 def _round_half_up(ticks: Fraction) -> int:
     return math.floor(ticks + Fraction(1, 2))
-
-
-def _composition_end_ticks(table) -> int:
-    return int((table.dts_ticks + table.cts_offset_ticks + table.duration_ticks).max())
 
 
 def movie_duration_s(movie: Movie) -> Fraction:
