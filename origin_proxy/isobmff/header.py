@@ -17,6 +17,11 @@ _HEADER = struct.Struct(">I4s")
 _LARGESIZE = struct.Struct(">Q")
 
 
+def fourcc_name(fourcc: bytes) -> str:
+    """A 4CC for messages: printable ASCII as is, anything else as \\xNN (error text reaches clients)."""
+    return "".join(chr(b) if 0x20 < b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in fourcc)
+
+
 @dataclass(frozen=True, slots=True)
 class BoxSpan:
     """One box: its 4CC, where it starts (bytes, in the buffer or file it was found in),
@@ -63,9 +68,12 @@ def read_header(buf: bytes | memoryview, pos: int, end: int, path: str) -> BoxSp
         size = end - pos
     if fourcc == b"uuid":
         header_size += 16
-    if size < header_size or pos + size > end:
-        name = fourcc.decode("latin-1")
-        raise MalformedBox(f"{path}/{name}", f"size {size} at offset {pos} overruns its container (ends at {end})")
+    if size < header_size:
+        raise MalformedBox(f"{path}/{fourcc_name(fourcc)}", f"size {size} at offset {pos} is smaller than its header")
+    if pos + size > end:
+        raise MalformedBox(
+            f"{path}/{fourcc_name(fourcc)}", f"size {size} at offset {pos} overruns its container (ends at {end})"
+        )
     return BoxSpan(fourcc, pos, header_size, size)
 
 
@@ -101,7 +109,10 @@ def scan_top_level(data: bytes, data_offset: int, offset: int, file_size: int) -
         header_size = 16
     elif size == 0:
         size = file_size - offset
-    if size < header_size or offset + size > file_size:
-        name = fourcc.decode("latin-1")
-        raise MalformedBox("/" + name, f"size {size} at offset {offset} runs past end of file ({file_size} bytes)")
+    if size < header_size:
+        raise MalformedBox("/" + fourcc_name(fourcc), f"size {size} at offset {offset} is smaller than its header")
+    if offset + size > file_size:
+        raise MalformedBox(
+            "/" + fourcc_name(fourcc), f"size {size} at offset {offset} runs past end of file ({file_size} bytes)"
+        )
     return BoxSpan(fourcc, offset, header_size, size)

@@ -24,7 +24,7 @@ from .boxes.stss import parse_stss
 from .boxes.stsz import parse_stsz
 from .boxes.stts import parse_stts
 from .boxes.tkhd import parse_tkhd
-from .header import iter_boxes
+from .header import fourcc_name, iter_boxes
 from .sample_table import SampleTable, build_sample_table
 
 # Boxes we descend into when building the skeleton.
@@ -131,7 +131,7 @@ def _skeleton(buf: bytes, span_fourcc: bytes, start: int, end: int, path: str) -
     children = []
     for span in iter_boxes(buf, start, end, path):
         name = span.fourcc
-        child_path = f"{path}/{name.decode('latin-1')}"
+        child_path = f"{path}/{fourcc_name(name)}"
         if name in CONTAINERS:
             children.append(_skeleton(buf, name, span.payload_offset, span.end, child_path))
         elif span_fourcc == b"stbl" and (name in STBL_REGENERATED or name in STBL_DROPPED):
