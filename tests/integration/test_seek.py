@@ -169,6 +169,8 @@ async def test_start_end_and_end_windows(edge, tmp_path, name):
     later = [t for t in times if t > start_s] or [end_total]
     frame = later[len(later) // 2]
     end_s = _us(frame - (frame - max(t for t in times if t < frame)) / 4)  # a quarter frame before a frame
+    if end_s <= start_s:  # too few frames after start (h265_with_metadata_track.mp4 has 3): end at the end
+        end_s = _us(end_total)
     clip = await _fetch(edge, f"/files/{name}?start={_q(start_s)}&end={_q(end_s)}", tmp_path / "w.mp4")
     _check_clip(source, clip, start_s, end_s)
     clip = await _fetch(edge, f"/files/{name}?end={_q(end_s)}", tmp_path / "e.mp4")
