@@ -150,9 +150,10 @@ class LimitsSettings(_Frozen):
     max_moov_bytes: int = Field(64 * 1024 * 1024, gt=0)
     max_samples: int = Field(20_000_000, gt=0)
     head_bytes: int = Field(64 * 1024, ge=16)
+    max_tracks: int = Field(256, gt=0)
 
     def media_limits(self) -> MediaLimits:
-        return MediaLimits(self.max_moov_bytes, self.max_samples, self.head_bytes)
+        return MediaLimits(self.max_moov_bytes, self.max_samples, self.head_bytes, self.max_tracks)
 
 
 class UpstreamSettings(_Frozen):

@@ -27,12 +27,14 @@ class MediaLimits:
 
     max_moov_bytes: a larger moov raises UnsupportedMedia (501).
     max_samples: more samples in one track raises UnsupportedMedia (501).
+    max_tracks: more trak boxes in the moov raises UnsupportedMedia (501).
     head_bytes: size of the first read of a file, and of each read at a top-level box past it.
     """
 
     max_moov_bytes: int = 64 * 1024 * 1024
     max_samples: int = 20_000_000
     head_bytes: int = 64 * 1024
+    max_tracks: int = 256
 
 
 async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
@@ -70,10 +72,10 @@ async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
                 raise MalformedBox("moov", f"file ends inside the moov ({len(moov)} of {span.size} bytes)")
             if span.size > PARSE_IN_EXECUTOR_BYTES:
                 movie = await asyncio.get_running_loop().run_in_executor(
-                    None, parse_moov, moov, file_size, limits.max_samples
+                    None, parse_moov, moov, file_size, limits.max_samples, limits.max_tracks
                 )
             else:
-                movie = parse_moov(moov, file_size, limits.max_samples)
+                movie = parse_moov(moov, file_size, limits.max_samples, limits.max_tracks)
             return MovieFile(movie, ftyp, file_size, span.offset, span.size, not seen_mdat)
         if span.fourcc == b"ftyp" and not ftyp and span.size <= 4096:
             rel = span.offset - data_offset

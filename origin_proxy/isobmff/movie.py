@@ -27,8 +27,16 @@ from .boxes.tkhd import parse_tkhd
 from .header import fourcc_name, iter_boxes
 from .sample_table import SampleTable, build_sample_table
 
-# Boxes we descend into when building the skeleton.
-CONTAINERS = frozenset({b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl"})
+# The containers we descend into, per parent (§8.1-8.7): the walk follows the spec's tree, so its depth is
+# bounded (moov/trak/mdia/minf/stbl) however the boxes of a hostile file nest. Anything else is a leaf.
+CONTAINERS = {
+    b"moov": frozenset({b"trak"}),
+    b"trak": frozenset({b"edts", b"mdia"}),
+    b"mdia": frozenset({b"minf"}),
+    b"minf": frozenset({b"stbl"}),
+    b"edts": frozenset(),
+    b"stbl": frozenset(),
+}
 # Per-sample boxes under stbl that are regenerated (tables) or dropped (optional per-sample side data
 # that a sliced table would contradict: sdtp, sbgp, subs, saiz, saio, stps, stdp, padb, cslg).
 STBL_REGENERATED = frozenset({b"stts", b"ctts", b"stss", b"stsc", b"stsz", b"stco", b"co64"})
@@ -132,7 +140,7 @@ def _skeleton(buf: bytes, span_fourcc: bytes, start: int, end: int, path: str) -
     for span in iter_boxes(buf, start, end, path):
         name = span.fourcc
         child_path = f"{path}/{fourcc_name(name)}"
-        if name in CONTAINERS:
+        if name in CONTAINERS[span_fourcc]:
             children.append(_skeleton(buf, name, span.payload_offset, span.end, child_path))
         elif span_fourcc == b"stbl" and (name in STBL_REGENERATED or name in STBL_DROPPED):
             children.append(Node(name))  # a marker: its bytes are regenerated or dropped
@@ -156,13 +164,14 @@ def _spans(buf: bytes, start: int, end: int, path: str) -> dict[bytes, tuple[int
     return found
 
 
-def parse_moov(moov: bytes, file_size: int, max_samples: int) -> Movie:
+def parse_moov(moov: bytes, file_size: int, max_samples: int, max_tracks: int = 256) -> Movie:
     """Parse a whole moov box (header included).
 
     Args:
         moov: the moov box bytes.
         file_size: bytes of the whole file; samples must lie inside it.
         max_samples: bound on samples per track.
+        max_tracks: bound on trak boxes (each costs a parse; 20 000 empty traks must not cost seconds).
     Raises:
         MalformedBox: a box that contradicts itself or its container (502).
         FragmentedMedia: moov/mvex present (fragmented input, 415).
@@ -172,6 +181,9 @@ def parse_moov(moov: bytes, file_size: int, max_samples: int) -> Movie:
     if b"moov" not in top:
         raise MalformedBox("moov", "not a moov box")
     start, end = top[b"moov"]
+    trak_count = sum(1 for span in iter_boxes(moov, start, end, "moov") if span.fourcc == b"trak")
+    if trak_count > max_tracks:
+        raise UnsupportedMedia(f"moov has {trak_count} tracks, over the limit of {max_tracks}")
     skeleton = _skeleton(moov, b"moov", start, end, "moov")
     children = _spans(moov, start, end, "moov")
     if b"mvex" in children:
