@@ -169,6 +169,11 @@ def build_sample_table(
             raise MalformedBox(box_path + "/stsc", f"first_chunk values are not increasing from 1 within {chunk_count} chunks")
     runs = np.diff(np.append(first_chunk, chunk_count + 1))
     per_entry = stsc["samples_per_chunk"].astype(np.int64)
+    if len(per_entry) and int(per_entry.max()) > n:
+        # One chunk cannot hold more samples than the track has. (A last chunk that runs past the
+        # final sample is tolerated below; this is the hostile form of it, which would turn every
+        # later chunk into a phantom.)
+        raise MalformedBox(box_path + "/stsc", f"samples_per_chunk {int(per_entry.max())} exceeds the track's {n} samples")
     # An upper bound in floats first: per_entry * runs could overflow int64 with hostile values.
     if float(np.dot(per_entry.astype(np.float64), runs.astype(np.float64))) > 2**62:
         raise MalformedBox(box_path + "/stsc", "samples_per_chunk values overflow")
