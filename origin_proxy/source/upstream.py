@@ -3,7 +3,9 @@
 Open = one `GET` with `Range: bytes=0-0`: the Content-Range gives the complete length, the ETag (strong only) or
 Last-Modified + length gives the validator. Every later read is a Range GET carrying that ETag (or Last-Modified
 date) in `If-Range` and in `If-Match` (or `If-Unmodified-Since`), so a changed object answers 200 (the whole new
-representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged. Bodies are read in bounded chunks.
+representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged, and so
+does a 206 naming another ETag (or Last-Modified) than the opened one (an upstream that ignores conditionals).
+Bodies are read in bounded chunks.
 
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
 a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
@@ -91,6 +93,15 @@ class UpstreamSource:
                 raise UpstreamError(f"upstream answered {resp.status}", url=url, status=resp.status)
         return cls(session, url, size_bytes, etag, last_modified)
 
+    def _same_version(self, headers) -> bool:
+        """False when a 206 names another version than the one opened: a different ETag, or (without one) a
+        different Last-Modified. Headers that are absent prove nothing either way."""
+        if self._etag:
+            etag = headers.get("ETag")
+            return etag is None or etag == self._etag
+        last_modified = headers.get("Last-Modified")
+        return last_modified is None or self._last_modified_text is None or last_modified == self._last_modified_text
+
     async def aclose(self) -> None:
         """Nothing to release: connections go back to the shared session's pool."""
 
@@ -133,6 +144,9 @@ class UpstreamSource:
             if _parse_content_range(resp.headers.get("Content-Range")) != (offset, last, self.size_bytes):
                 raise SourceChanged("upstream sent another range or length than asked", url=url,
                                     content_range=resp.headers.get("Content-Range"))
+            if not self._same_version(resp.headers):  # an upstream that ignored If-Match and If-Range
+                raise SourceChanged("upstream object changed while being served", url=url,
+                                    etag=resp.headers.get("ETag"), last_modified=resp.headers.get("Last-Modified"))
             remaining = size
             buffer = bytearray()
             while remaining:
