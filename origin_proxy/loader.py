@@ -5,6 +5,9 @@ header), then for each top-level box whose header lies past what we hold, one re
 (`head_bytes` again, so a moov at the end usually arrives whole with its header), then the rest of
 the moov if it is larger. A moov-at-end file therefore costs 2-3 reads, never the mdat.
 Parsing a large moov is CPU work; the caller may run `parse_moov` in an executor (we do above 1 MiB).
+
+Split in two so the raw moov can be shared between nodes (redis_cache.py): `load_moov_bytes` does the reads and
+returns a MoovBlob, `movie_file_from_blob` parses one; `load_movie_file` is the two in a row.
 """
 
 from __future__ import annotations
@@ -37,6 +40,28 @@ class MediaLimits:
     max_tracks: int = 256
 
 
+@dataclass(frozen=True, eq=False)
+class MoovBlob:
+    """The serialized form of a file's metadata: the raw moov box plus the file-level facts MovieFile needs.
+
+    This is what the shared (L2) cache stores; parsing it again with `movie_file_from_blob` gives the same
+    MovieFile as `load_movie_file` would.
+
+    Attributes:
+        ftyp: the raw ftyp box (header included), or b"" when the file has none.
+        moov: the whole moov box, header included (len(moov) is its size in bytes).
+        file_size: bytes of the whole file.
+        moov_offset: file offset of the moov box, bytes.
+        moov_before_mdat: True when no mdat precedes the moov (a "faststart" file).
+    """
+
+    ftyp: bytes
+    moov: bytes
+    file_size: int
+    moov_offset: int
+    moov_before_mdat: bool
+
+
 async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
     """Read the top-level boxes, then only the moov, and parse it (ISO/IEC 14496-12 §4.2, §8.1).
 
@@ -45,6 +70,34 @@ async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
     Raises:
         MalformedMedia (502), UnsupportedMedia / FragmentedMedia (501/415), and whatever
         source.read raises (NotFound, UpstreamError, UpstreamTimeout, SourceChanged).
+    """
+    return await movie_file_from_blob(await load_moov_bytes(source, limits), limits)
+
+
+async def movie_file_from_blob(blob: MoovBlob, limits: MediaLimits) -> MovieFile:
+    """Parse a MoovBlob (in the default executor when the moov is over PARSE_IN_EXECUTOR_BYTES).
+
+    Raises:
+        MalformedMedia (502), UnsupportedMedia / FragmentedMedia (501/415).
+    """
+    if len(blob.moov) > limits.max_moov_bytes:
+        raise UnsupportedMedia(f"moov of {len(blob.moov)} bytes is over the limit of {limits.max_moov_bytes}")
+    if len(blob.moov) > PARSE_IN_EXECUTOR_BYTES:
+        movie = await asyncio.get_running_loop().run_in_executor(
+            None, parse_moov, blob.moov, blob.file_size, limits.max_samples
+        )
+    else:
+        movie = parse_moov(blob.moov, blob.file_size, limits.max_samples)
+    return MovieFile(movie, blob.ftyp, blob.file_size, blob.moov_offset, len(blob.moov), blob.moov_before_mdat)
+
+
+async def load_moov_bytes(source: Source, limits: MediaLimits) -> MoovBlob:
+    """Find the moov by walking the top-level boxes and read it, without parsing it (§4.2, §8.1).
+
+    Raises:
+        MalformedMedia (502): no moov, or the file ends inside it.
+        UnsupportedMedia / FragmentedMedia (501/415): moov over max_moov_bytes, moof before moov.
+        Whatever source.read raises (NotFound, UpstreamError, UpstreamTimeout, SourceChanged).
     """
     file_size = source.size_bytes
     data_offset, data = 0, await source.read(0, min(limits.head_bytes, file_size))
@@ -70,13 +123,7 @@ async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
                 moov = moov + await source.read(span.offset + len(moov), span.size - len(moov))
             if len(moov) != span.size:
                 raise MalformedBox("moov", f"file ends inside the moov ({len(moov)} of {span.size} bytes)")
-            if span.size > PARSE_IN_EXECUTOR_BYTES:
-                movie = await asyncio.get_running_loop().run_in_executor(
-                    None, parse_moov, moov, file_size, limits.max_samples, limits.max_tracks
-                )
-            else:
-                movie = parse_moov(moov, file_size, limits.max_samples, limits.max_tracks)
-            return MovieFile(movie, ftyp, file_size, span.offset, span.size, not seen_mdat)
+            return MoovBlob(bytes(ftyp), bytes(moov), file_size, span.offset, not seen_mdat)
         if span.fourcc == b"ftyp" and not ftyp and span.size <= 4096:
             rel = span.offset - data_offset
             ftyp = data[rel : rel + span.size]
