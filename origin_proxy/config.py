@@ -163,9 +163,18 @@ class UpstreamSettings(_Frozen):
 
 
 class ServiceConfig(_Frozen):
-    """The service config file. Every field has a default, so an empty file is valid."""
+    """The service config file. Every field has a default, so an empty file is valid.
+
+    Operations (DESIGN.md §8): `workers` processes share the listen port (SO_REUSEPORT), each with its own
+    caches; `shutdown_timeout_s` bounds the drain of in-flight responses on SIGTERM/SIGINT; `access_log` is
+    off, aiohttp's plain line, or one JSON object per request. SIGHUP reloads `remap`, `cache_control` and
+    `default_mode`; every other setting needs a restart.
+    """
 
     listen: ListenSettings = ListenSettings()
+    workers: int = Field(1, ge=1, le=256)  # serving processes; --workers overrides
+    shutdown_timeout_s: float = Field(30.0, gt=0)  # seconds in-flight responses may take to finish on SIGTERM
+    access_log: Literal["off", "plain", "json"] = "plain"
     remap: str | None = None  # path of the remap file, relative to this file's directory
     cache: CacheSettings = CacheSettings()
     limits: LimitsSettings = LimitsSettings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,12 +11,14 @@ from aiohttp import web
 from ..config import AppConfig
 from ..source.upstream import client_timeout
 from .errors import error_middleware
+from .observe import handle_metrics, metrics_middleware
 from .state import EDGE_STATE, EdgeState
 from .vod import handle_media
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok\n")
+    # The worker's pid tells `--workers N` deployments (and their tests) which process answered.
+    return web.Response(text="ok\n", headers={"X-Origin-Proxy-Pid": str(os.getpid())})
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
@@ -33,12 +36,13 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 def make_app(config: AppConfig) -> web.Application:
     """The edge application for one configuration.
 
-    Routes: GET /healthz -> "ok"; GET and HEAD of any other path -> the mapped media (server/vod.py).
+    Routes: GET /healthz -> "ok"; GET /metrics -> Prometheus text (server/observe.py); GET and HEAD of any other path -> the mapped media (server/vod.py).
     `app[EDGE_STATE]` holds the remap table, the metadata cache (`.cache.hits` ...) and the upstream session.
     """
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[metrics_middleware, error_middleware])
     app[EDGE_STATE] = EdgeState.from_config(config)
     app.cleanup_ctx.append(_upstream_session)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/{path:.*}", handle_media)  # add_get registers HEAD too
     return app

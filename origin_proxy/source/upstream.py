@@ -10,6 +10,7 @@ Bodies are read in bounded chunks.
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
 a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
 (server/app.py owns it) whose ClientTimeout has no total, a connect and a sock_read limit.
+Requests (by status), body bytes and failures are counted in origin_proxy.metrics.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from contextlib import asynccontextmanager, contextmanager
 import aiohttp
 from yarl import URL
 
+from .. import metrics
 from ..errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+)\s*$", re.IGNORECASE)
@@ -154,6 +156,7 @@ class UpstreamSource:
                     data = await resp.content.read(min(chunk_bytes - len(buffer), remaining))
                 if not data:
                     raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
+                metrics.UPSTREAM_BYTES.inc(len(data))
                 buffer += data
                 remaining -= len(data)
                 if len(buffer) >= chunk_bytes or not remaining:
@@ -167,8 +170,10 @@ def _client_errors(url: str) -> Iterator[None]:
     try:
         yield
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        metrics.UPSTREAM_ERRORS.labels("timeout").inc()
         raise UpstreamTimeout("upstream timed out", url=url) from None
     except aiohttp.ClientError as exc:
+        metrics.UPSTREAM_ERRORS.labels("connection").inc()
         raise UpstreamError("upstream connection failed", url=url, error=repr(exc)) from None
 
 
@@ -178,10 +183,12 @@ async def _request(session: aiohttp.ClientSession, url: URL, headers: dict[str, 
     headers = {"Accept-Encoding": "identity", **headers}
     with _client_errors(url_text):
         resp = await session.get(url, headers=headers, allow_redirects=False, auto_decompress=False)
+    metrics.UPSTREAM_REQUESTS.labels(str(resp.status)).inc()
     try:
         if resp.status in (404, 410):
             raise NotFound("not found upstream", url=url_text, status=resp.status)
         if resp.status >= 500:
+            metrics.UPSTREAM_ERRORS.labels("status_5xx").inc()
             raise UpstreamError(f"upstream answered {resp.status}", url=url_text, status=resp.status)
         yield resp
     finally:

@@ -1,0 +1,112 @@
+"""What the edge tells operators: Prometheus `/metrics`, the request counting middleware, the JSON access log.
+
+Every request is counted by route kind (media_passthrough, media_clip, healthz, metrics, other) and status,
+and timed until its handler returns, which for a streamed body is after the last byte went to the socket.
+The L1 metadata cache reports its own hits/misses/loads through a collector read at scrape time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .. import metrics
+from .state import EDGE_STATE, EdgeState
+from .vod import handle_media
+
+
+def route_kind(request: web.Request) -> str:
+    """The `route` label of a request: bounded, never the path itself."""
+    if request.path == "/healthz":
+        return "healthz"
+    if request.path == "/metrics":
+        return "metrics"
+    if request.method in ("GET", "HEAD") and request.match_info.route.handler is handle_media:
+        return "media_clip" if "start" in request.query or "end" in request.query else "media_passthrough"
+    return "other"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Outermost middleware: counts and times every answer, errors mapped further in included."""
+    started = time.perf_counter()
+    kind = route_kind(request)
+    status = 500
+    metrics.HTTP_IN_FLIGHT.inc()
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.HTTP_IN_FLIGHT.dec()
+        metrics.HTTP_REQUESTS.labels(kind, str(status)).inc()
+        metrics.HTTP_DURATION.labels(kind).observe(time.perf_counter() - started)
+
+
+class CacheCollector:
+    """The L1 metadata cache's counters (cache.py keeps them as plain ints) as Prometheus metrics."""
+
+    def __init__(self, state: EdgeState) -> None:
+        self._state = state
+
+    def collect(self):
+        cache = self._state.cache
+        labels, values = (["pid"], [str(os.getpid())]) if metrics.MULTIPROCESS else ([], [])
+        for name, doc, value in (("hits", "lookups answered from the cache", cache.hits),
+                                 ("misses", "lookups that waited for a load", cache.misses),
+                                 ("loads", "metadata loads started (single-flight)", cache.loads)):
+            family = CounterMetricFamily(f"origin_proxy_l1_cache_{name}", f"L1 metadata cache: {doc}.",
+                                         labels=labels)
+            family.add_metric(values, value)
+            yield family
+        family = GaugeMetricFamily("origin_proxy_l1_cache_bytes", "L1 metadata cache: bytes held.", labels=labels)
+        family.add_metric(values, cache.current_bytes)
+        yield family
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    body, content_type = metrics.render([CacheCollector(request.app[EDGE_STATE])])
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type  # carries its own charset and format version
+    return response
+
+
+class JsonAccessLogger(AbstractAccessLogger):
+    """One JSON object per request: method, path (with query), status, bytes, duration_ms, remote."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(json.dumps({
+            "method": request.method,
+            "path": request.path_qs,
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_ms": round(time * 1000, 3),
+            "remote": request.remote,
+        }, separators=(",", ":")))
+
+
+def configure_access_log(mode: str) -> dict:
+    """AppRunner keyword arguments for `service.access_log` (off | plain | json).
+
+    json lines go to stderr bare (no timestamp/level prefix), so each line is one parseable object.
+    """
+    if mode == "off":
+        return {"access_log": None}
+    if mode == "json":
+        access = logging.getLogger("aiohttp.access")
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        return {"access_log_class": JsonAccessLogger}
+    return {}
