@@ -84,10 +84,10 @@ async def movie_file_from_blob(blob: MoovBlob, limits: MediaLimits) -> MovieFile
         raise UnsupportedMedia(f"moov of {len(blob.moov)} bytes is over the limit of {limits.max_moov_bytes}")
     if len(blob.moov) > PARSE_IN_EXECUTOR_BYTES:
         movie = await asyncio.get_running_loop().run_in_executor(
-            None, parse_moov, blob.moov, blob.file_size, limits.max_samples
+            None, parse_moov, blob.moov, blob.file_size, limits.max_samples, limits.max_tracks
         )
     else:
-        movie = parse_moov(blob.moov, blob.file_size, limits.max_samples)
+        movie = parse_moov(blob.moov, blob.file_size, limits.max_samples, limits.max_tracks)
     return MovieFile(movie, blob.ftyp, blob.file_size, blob.moov_offset, len(blob.moov), blob.moov_before_mdat)
 
 
