@@ -162,6 +162,23 @@ class UpstreamSettings(_Frozen):
     connections_per_host: int = Field(32, ge=1)
 
 
+class RedisSettings(_Frozen):
+    """Optional shared L2 metadata cache (redis_cache.py); off while `url` is None."""
+
+    url: str | None = None  # redis://host:port/db or rediss://...
+    key_prefix: str = "op:"
+    ttl_s: float = Field(3600.0, gt=0)  # seconds a stored moov lives in Redis
+    lock_ttl_s: float = Field(30.0, gt=0)  # fill lock lifetime; also how long other nodes wait for the filler
+    timeout_s: float = Field(0.2, gt=0)  # bound on one Redis call; slower = degrade to L1 only
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+
 class ServiceConfig(_Frozen):
     """The service config file. Every field has a default, so an empty file is valid.
 
@@ -179,6 +196,7 @@ class ServiceConfig(_Frozen):
     cache: CacheSettings = CacheSettings()
     limits: LimitsSettings = LimitsSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    redis: RedisSettings = RedisSettings()
     cache_control: str = "public, max-age=86400"
     default_mode: Literal["exact", "keyframe"] = "exact"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
