@@ -12,7 +12,7 @@ from ..config import AppConfig
 from ..source.upstream import client_timeout
 from .errors import error_middleware
 from .observe import handle_metrics, metrics_middleware
-from .state import EDGE_STATE, EdgeState
+from .state import EDGE_STATE, EdgeState, l2_cache_ctx
 from .vod import handle_media
 
 
@@ -42,6 +42,7 @@ def make_app(config: AppConfig) -> web.Application:
     app = web.Application(middlewares=[metrics_middleware, error_middleware])
     app[EDGE_STATE] = EdgeState.from_config(config)
     app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(l2_cache_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", handle_metrics)
     app.router.add_get("/{path:.*}", handle_media)  # add_get registers HEAD too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -10,6 +11,7 @@ from aiohttp import web
 from ..cache import MetadataCache
 from ..config import AppConfig
 from ..loader import MediaLimits
+from ..redis_cache import RedisMoovCache
 from ..remap import RemapTable
 
 
@@ -22,6 +24,7 @@ class EdgeState:
     cache: MetadataCache
     limits: MediaLimits
     session: aiohttp.ClientSession | None = field(default=None)
+    l2: RedisMoovCache | None = field(default=None)  # shared moov cache when service.redis.url is set
 
     @classmethod
     def from_config(cls, config: AppConfig) -> EdgeState:
@@ -31,7 +34,24 @@ class EdgeState:
             remap=RemapTable(config.remap.remap),
             cache=MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s),
             limits=service.limits.media_limits(),
+            l2=_l2_cache(config),
         )
 
 
+def _l2_cache(config: AppConfig) -> RedisMoovCache | None:
+    redis = config.service.redis
+    if redis.url is None:
+        return None
+    return RedisMoovCache.from_url(redis.url, key_prefix=redis.key_prefix, ttl_s=redis.ttl_s,
+                                   lock_ttl_s=redis.lock_ttl_s, timeout_s=redis.timeout_s)
+
+
 EDGE_STATE = web.AppKey("edge_state", EdgeState)
+
+
+async def l2_cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: close the Redis connections of the L2 cache (if any) when the app stops."""
+    yield
+    l2 = app[EDGE_STATE].l2
+    if l2 is not None:
+        await l2.aclose()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..errors import SourceChanged, UpstreamError
-from ..loader import load_movie_file
+from ..loader import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
 from ..plan import Part, Plan, SourceRange
 from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
@@ -141,7 +141,17 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, clip: 
 async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str):
     """The shared (single-flight) metadata load. It opens a source of its own: the request that started it
     may end before the load does, and its source closes with it. Raises SourceChanged when the object is no
-    longer the version the cache key names."""
+    longer the version the cache key names. With a Redis L2 (state.l2) the raw moov comes from there when another
+    node already read it, and is parsed here."""
+    async def fetch_moov() -> MoovBlob:
+        async with await open_source(ref, state.session) as source:
+            if source.validator != validator:
+                raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
+            return await load_moov_bytes(source, state.limits)
+
+    if state.l2 is not None:
+        blob = await state.l2.get_or_fetch(ref.identity, validator, fetch_moov)
+        return await movie_file_from_blob(blob, state.limits)
     async with await open_source(ref, state.session) as source:
         if source.validator != validator:
             raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
