@@ -49,6 +49,8 @@ ensure_system_deps() {
     if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
         pkgs+=(ffmpeg)
     fi
+    # The Redis L2 cache tests start a real redis-server (tests/integration/test_redis_cache.py).
+    command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
