@@ -6,6 +6,10 @@
 A bad config exits with status 2 and prints every problem with its place in the file (`remap[1].to: ...`).
 `--host`/`--port` override the config's `listen:`; `--port 0` picks a free port. Once listening, serve prints
 `origin-proxy listening on http://HOST:PORT` on stdout.
+
+Operations: SIGHUP reloads the remap rules, SIGTERM/SIGINT drain and exit 0, `$NOTIFY_SOCKET` gets systemd's
+READY/RELOADING/STOPPING/WATCHDOG messages (server/run.py); `--workers N` runs N processes on one port under
+a master (workers.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -33,14 +36,20 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         if name == "serve":
             command.add_argument("--host", default=None, help="listen address (overrides listen.host)")
             command.add_argument("--port", type=int, default=None, help="listen port (overrides listen.port)")
+            command.add_argument("--workers", type=int, default=None,
+                                 help="serving processes sharing the port (overrides service.workers)")
+            command.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by the master
     return parser.parse_args(argv)
 
 
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is None and DEFAULT_CONFIG.exists():
+        return DEFAULT_CONFIG
+    return args.config
+
+
 def _load(args: argparse.Namespace) -> AppConfig:
-    config_path = args.config
-    if config_path is None and DEFAULT_CONFIG.exists():
-        config_path = DEFAULT_CONFIG
-    config = load_config(config_path, args.remap)
+    config = load_config(_config_path(args), args.remap)
     listen_overrides = {key: value for key, value in (("host", getattr(args, "host", None)),
                                                       ("port", getattr(args, "port", None))) if value is not None}
     if listen_overrides:
@@ -49,25 +58,23 @@ def _load(args: argparse.Namespace) -> AppConfig:
     return config
 
 
-async def _serve(config: AppConfig) -> None:
-    from aiohttp import web  # keep check-config free of the server import
+def _serve(args: argparse.Namespace, config: AppConfig) -> int:
+    workers = 1 if args.worker else (args.workers or config.service.workers)
+    config_path = _config_path(args)
+    config_path = config_path.resolve() if config_path is not None else None
+    remap_path = args.remap.resolve() if args.remap is not None else None
+    if workers > 1:
+        from .workers import run_master
 
-    from .server.app import make_app
+        worker_args = ["serve", "--worker", "--host", config.service.listen.host]
+        worker_args += ["--config", str(config_path)] if config_path is not None else []
+        worker_args += ["--remap", str(remap_path)] if remap_path is not None else []
+        return run_master(config, worker_args, workers)
 
-    runner = web.AppRunner(make_app(config))  # access log: one line per request on the aiohttp.access logger
-    await runner.setup()
-    site = web.TCPSite(runner, config.service.listen.host, config.service.listen.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    print(f"origin-proxy listening on http://{host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    from .server.run import serve  # keep check-config free of the server import
+
+    asyncio.run(serve(config, config_path, remap_path, reuse_port=args.worker, announce=not args.worker))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         rules = len(config.remap.remap)
         print(f"configuration OK: {rules} remap rule{'s' if rules != 1 else ''}")
         return 0
-    asyncio.run(_serve(config))
-    return 0
+    return _serve(args, config)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ async def handle_metrics(request: web.Request) -> web.Response:
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """One JSON object per request: method, path (with query), status, bytes, duration_ms, remote."""
+    """One JSON object per request: method, path (with query), status, bytes (sent, headers included, as
+    aiohttp's `%b`), duration_ms, remote."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(json.dumps({

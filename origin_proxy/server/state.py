@@ -37,6 +37,17 @@ class EdgeState:
             l2=_l2_cache(config),
         )
 
+    def apply_rules(self, config: AppConfig) -> None:
+        """Take the live-reloadable part of `config` (remap rules, cache_control, default_mode) on SIGHUP.
+
+        Both attributes change with no await in between, so every request sees the old rules or the new ones,
+        never a mix. Caches, limits and the listen address keep their startup values.
+        """
+        live = {"cache_control": config.service.cache_control, "default_mode": config.service.default_mode}
+        service = self.config.service.model_copy(update=live)
+        self.config, self.remap = (AppConfig(service=service, remap=config.remap),
+                                   RemapTable(config.remap.remap))
+
 
 def _l2_cache(config: AppConfig) -> RedisMoovCache | None:
     redis = config.service.redis
