@@ -1,0 +1,229 @@
+"""Sample entries -> RFC 6381 codec strings and the basic picture/sound facts (pure; bytes in, values out).
+
+Reads the first entry of an stsd box (ISO/IEC 14496-12 §8.5.2): the VisualSampleEntry / AudioSampleEntry fixed
+fields (QuickTime sound description versions 1 and 2 included), then the codec configuration box among its
+children:
+- avcC (ISO/IEC 14496-14 §5.3.3)      -> avc1.PPCCLL  (profile_idc, constraint flags, level_idc; lower-case hex)
+- hvcC (ISO/IEC 14496-15 §8.3.3)      -> hvc1.[A-C]P.C.TL.B0[.B1...] as in 14496-15 Annex E
+- av1C (AV1 Codec ISO Media File Format Binding §2.3, §5) -> av01.P.LLT.DD
+- esds (ISO/IEC 14496-1 §7.2.6)       -> mp4a.40.AOT for MPEG-4 audio, mp4a.OO (object type, hex) otherwise;
+  QuickTime keeps esds inside a `wave` box, which is searched too
+- Opus -> "opus", ac-3 -> "ac-3", ec-3 -> "ec-3", fLaC -> "flac"; any other 4CC is returned as is.
+Nothing here raises on odd bytes: a configuration that cannot be read gives the bare 4CC, because an operator
+tool and a manifest writer both prefer a vague answer to none.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import MalformedBox
+from .header import iter_boxes
+
+VISUAL_ENTRY_BYTES = 86  # header (8) + SampleEntry (8) + VisualSampleEntry fixed fields (70), §8.5.2.2
+AUDIO_ENTRY_BYTES = 36  # header (8) + SampleEntry (8) + AudioSampleEntry fixed fields (20), §8.5.2.2
+QT_SOUND_V1_EXTRA = 16  # QuickTime sound description version 1: four more 32-bit fields
+QT_SOUND_V2_EXTRA = 36  # version 2: replaces the rate/channels with a float64 rate and a 32-bit channel count
+
+_SIMPLE = {b"Opus": "opus", b"ac-3": "ac-3", b"ec-3": "ec-3", b"fLaC": "flac"}
+
+
+@dataclass(frozen=True)
+class SampleEntryInfo:
+    """What the first sample entry says.
+
+    Attributes:
+        fourcc: the sample entry's 4CC, e.g. b"avc1".
+        codec_string: RFC 6381 `codecs` value, e.g. "avc1.64001f", "mp4a.40.2", "opus".
+        width, height: pixels, for visual entries; None otherwise.
+        sample_rate_hz, channel_count: for audio entries; None otherwise.
+    """
+
+    fourcc: bytes
+    codec_string: str
+    width: int | None = None
+    height: int | None = None
+    sample_rate_hz: int | None = None
+    channel_count: int | None = None
+
+
+def first_sample_entry(stsd_payload: bytes) -> bytes | None:
+    """The first sample entry box (header included) of an stsd payload (after the stsd box header), or None."""
+    if len(stsd_payload) < 16:
+        return None
+    size = struct.unpack_from(">I", stsd_payload, 8)[0]
+    if size < 8 or 8 + size > len(stsd_payload):
+        return None
+    return stsd_payload[8 : 8 + size]
+
+
+def describe_sample_entry(entry: bytes, handler_type: bytes) -> SampleEntryInfo:
+    """Codec string and picture/sound facts of one sample entry box (header included).
+
+    Args:
+        entry: the sample entry box, e.g. from `first_sample_entry`.
+        handler_type: b"vide" or b"soun" (decides which fixed fields precede the child boxes).
+    """
+    fourcc = entry[4:8] if len(entry) >= 8 else b"????"
+    if handler_type == b"vide" and len(entry) >= VISUAL_ENTRY_BYTES:
+        width, height = struct.unpack_from(">HH", entry, 32)
+        children = _children(entry, VISUAL_ENTRY_BYTES)
+        return SampleEntryInfo(fourcc, _codec_string(fourcc, children), width=width, height=height)
+    if handler_type == b"soun" and len(entry) >= AUDIO_ENTRY_BYTES:
+        version = struct.unpack_from(">H", entry, 16)[0]
+        channels = struct.unpack_from(">H", entry, 24)[0]
+        rate = struct.unpack_from(">I", entry, 32)[0] >> 16
+        start = AUDIO_ENTRY_BYTES
+        if version == 1:
+            start += QT_SOUND_V1_EXTRA
+        elif version == 2 and len(entry) >= AUDIO_ENTRY_BYTES + QT_SOUND_V2_EXTRA:
+            rate = round(struct.unpack_from(">d", entry, 40)[0])
+            channels = struct.unpack_from(">I", entry, 48)[0]
+            start += QT_SOUND_V2_EXTRA
+        children = _children(entry, start)
+        channels = _ac3_channels(fourcc, children) or channels
+        return SampleEntryInfo(fourcc, _codec_string(fourcc, children), sample_rate_hz=rate, channel_count=channels)
+    return SampleEntryInfo(fourcc, _codec_string(fourcc, {}))
+
+
+def _children(entry: bytes, start: int) -> dict[bytes, bytes]:
+    """Payloads of the boxes after the fixed fields; a wave box (QuickTime) is opened one level."""
+    found: dict[bytes, bytes] = {}
+    try:
+        for span in iter_boxes(entry, start, len(entry), "stsd/entry"):
+            payload = bytes(entry[span.payload_offset : span.end])
+            found.setdefault(span.fourcc, payload)
+            if span.fourcc == b"wave":
+                for inner in iter_boxes(entry, span.payload_offset, span.end, "stsd/entry/wave"):
+                    found.setdefault(inner.fourcc, bytes(entry[inner.payload_offset : inner.end]))
+    except MalformedBox:  # a broken child list still leaves the 4CC (see the module docstring)
+        pass
+    return found
+
+
+# ETSI TS 102 366 Table 4.3: full-bandwidth channels per acmod; the LFE adds one.
+_ACMOD_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)
+
+
+def _ac3_channels(fourcc: bytes, children: dict[bytes, bytes]) -> int | None:
+    """Channels from dac3 (TS 102 366 §F.4) or the first independent substream of dec3 (§F.6); the sample
+    entry's own channelcount is always 2 for these codecs."""
+    if fourcc == b"ac-3" and len(children.get(b"dac3", b"")) >= 3:
+        bits = int.from_bytes(children[b"dac3"][:3], "big")  # fscod 2, bsid 5, bsmod 3, acmod 3, lfeon 1, ...
+        return _ACMOD_CHANNELS[(bits >> 11) & 0x7] + ((bits >> 10) & 0x1)
+    if fourcc == b"ec-3" and len(children.get(b"dec3", b"")) >= 5:
+        byte = children[b"dec3"][3]  # after data_rate 13, num_ind_sub 3, fscod 2, bsid 5, reserved 1: asvc 1, bsmod 3, acmod 3, lfeon 1
+        return _ACMOD_CHANNELS[(byte >> 1) & 0x7] + (byte & 0x1)
+    return None
+
+
+def _codec_string(fourcc: bytes, children: dict[bytes, bytes]) -> str:
+    name = fourcc.decode("latin-1")
+    if fourcc in _SIMPLE:
+        return _SIMPLE[fourcc]
+    if b"avcC" in children:
+        return avc_codec_string(name, children[b"avcC"]) or name
+    if b"hvcC" in children:
+        return hevc_codec_string(name, children[b"hvcC"]) or name
+    if b"av1C" in children:
+        return av1_codec_string(children[b"av1C"]) or name
+    if b"esds" in children:
+        return mp4a_codec_string(children[b"esds"]) or name
+    return name
+
+
+def avc_codec_string(fourcc: str, avcc: bytes) -> str | None:
+    """avc1.PPCCLL from an AVCDecoderConfigurationRecord: profile_idc, constraint_set flags byte, level_idc."""
+    if len(avcc) < 4:
+        return None
+    return f"{fourcc}.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
+
+
+def hevc_codec_string(fourcc: str, hvcc: bytes) -> str | None:
+    """The 14496-15 Annex E string from an HEVCDecoderConfigurationRecord.
+
+    Elements: general_profile_space as "", "A", "B", "C" + general_profile_idc (decimal); the 32
+    general_profile_compatibility_flags in reverse bit order (hex, no leading zeros); "L" or "H" for
+    general_tier_flag + general_level_idc (decimal); the six constraint indicator bytes (hex), trailing zero
+    bytes omitted.
+    """
+    if len(hvcc) < 13:
+        return None
+    profile_space = hvcc[1] >> 6
+    tier = "H" if hvcc[1] & 0x20 else "L"
+    profile_idc = hvcc[1] & 0x1F
+    compatibility = int.from_bytes(hvcc[2:6], "big")
+    reversed_flags = int(f"{compatibility:032b}"[::-1], 2)
+    constraints = list(hvcc[6:12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    parts = [fourcc, f"{'ABC'[profile_space - 1] if profile_space else ''}{profile_idc}", f"{reversed_flags:X}",
+             f"{tier}{hvcc[12]}"]
+    parts += [f"{byte:X}" for byte in constraints]
+    return ".".join(parts)
+
+
+def av1_codec_string(av1c: bytes) -> str | None:
+    """av01.P.LLT.DD from an AV1CodecConfigurationRecord: seq_profile, seq_level_idx_0 (2 digits), seq_tier_0
+    as "M"/"H", bit depth (08, 10, 12 from high_bitdepth and twelve_bit)."""
+    if len(av1c) < 3 or av1c[0] & 0x80 == 0:  # marker bit must be 1
+        return None
+    profile = av1c[1] >> 5
+    level = av1c[1] & 0x1F
+    tier = "H" if av1c[2] & 0x80 else "M"
+    high_bitdepth, twelve_bit = bool(av1c[2] & 0x40), bool(av1c[2] & 0x20)
+    bit_depth = 12 if (high_bitdepth and twelve_bit) else 10 if high_bitdepth else 8
+    return f"av01.{profile}.{level:02d}{tier}.{bit_depth:02d}"
+
+
+def _descriptor(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(tag, payload start, payload end) of the descriptor at `pos` (14496-1 §8.3.3 expandable size)."""
+    if pos >= len(data):
+        return None
+    tag = data[pos]
+    pos += 1
+    size = 0
+    for _ in range(4):
+        if pos >= len(data):
+            return None
+        byte = data[pos]
+        pos += 1
+        size = (size << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            break
+    return tag, pos, min(pos + size, len(data))
+
+
+def mp4a_codec_string(esds: bytes) -> str | None:
+    """mp4a.40.AOT (MPEG-4 audio: audioObjectType from the AudioSpecificConfig) or mp4a.OO (objectTypeIndication,
+    lower-case hex), from an esds payload (version/flags, then ES_Descriptor)."""
+    es = _descriptor(esds, 4)
+    if es is None or es[0] != 0x03:
+        return None
+    _, pos, end = es
+    if pos + 3 > end:
+        return None
+    flags = esds[pos + 2]
+    pos += 3
+    if flags & 0x80:  # streamDependenceFlag: dependsOn_ES_ID
+        pos += 2
+    if flags & 0x40:  # URL_Flag: URLlength + URLstring
+        pos += 1 + (esds[pos] if pos < end else 0)
+    if flags & 0x20:  # OCRstreamFlag: OCR_ES_Id
+        pos += 2
+    config = _descriptor(esds, pos)
+    if config is None or config[0] != 0x04 or config[1] + 13 > config[2]:
+        return None
+    _, pos, end = config
+    object_type = esds[pos]
+    if object_type != 0x40:
+        return f"mp4a.{object_type:02x}"
+    specific = _descriptor(esds, pos + 13)
+    if specific is None or specific[0] != 0x05 or specific[1] >= specific[2]:
+        return "mp4a.40"
+    _, pos, end = specific
+    audio_object_type = esds[pos] >> 3
+    if audio_object_type == 31 and pos + 1 < end:  # escape: 32 + the next 6 bits
+        audio_object_type = 32 + (((esds[pos] & 0x07) << 3) | (esds[pos + 1] >> 5))
+    return f"mp4a.40.{audio_object_type}"
