@@ -39,6 +39,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             command.add_argument("--workers", type=int, default=None,
                                  help="serving processes sharing the port (overrides service.workers)")
             command.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by the master
+    inspect = commands.add_parser("inspect", help="describe an MP4 file or http(s) URL (moov, tracks, codecs)")
+    inspect.add_argument("target", metavar="FILE_OR_URL")
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
     return parser.parse_args(argv)
 
 
@@ -79,6 +82,10 @@ def _serve(args: argparse.Namespace, config: AppConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    if args.command == "inspect":  # needs no config
+        from .inspection import run_inspect
+
+        return run_inspect(args.target, args.json)
     try:
         config = _load(args)
     except ConfigError as exc:
