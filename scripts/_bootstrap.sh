@@ -51,6 +51,8 @@ ensure_system_deps() {
     fi
     # The Redis L2 cache tests start a real redis-server (tests/integration/test_redis_cache.py).
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+    # The load test drives a real server with wrk (tests/load/test_load.py).
+    command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
