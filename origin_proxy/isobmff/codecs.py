@@ -82,7 +82,7 @@ def describe_sample_entry(entry: bytes, handler_type: bytes) -> SampleEntryInfo:
             channels = struct.unpack_from(">I", entry, 48)[0]
             start += QT_SOUND_V2_EXTRA
         children = _children(entry, start)
-        channels = _ac3_channels(fourcc, children) or channels
+        channels = _config_channels(fourcc, children) or channels
         return SampleEntryInfo(fourcc, _codec_string(fourcc, children), sample_rate_hz=rate, channel_count=channels)
     return SampleEntryInfo(fourcc, _codec_string(fourcc, {}))
 
@@ -106,12 +106,15 @@ def _children(entry: bytes, start: int) -> dict[bytes, bytes]:
 _ACMOD_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)
 
 
-def _ac3_channels(fourcc: bytes, children: dict[bytes, bytes]) -> int | None:
-    """Channels from dac3 (TS 102 366 §F.4) or the first independent substream of dec3 (§F.6); the sample
-    entry's own channelcount is always 2 for these codecs."""
+def _config_channels(fourcc: bytes, children: dict[bytes, bytes]) -> int | None:
+    """Channels from the codec configuration, which decoders follow over the sample entry's channelcount (always 2
+    for AC-3/E-AC-3, often 2 for mono AAC): dac3 (TS 102 366 §F.4), the first independent substream of dec3
+    (§F.6), the AudioSpecificConfig of esds (14496-3 §1.6.3.5)."""
     if fourcc == b"ac-3" and len(children.get(b"dac3", b"")) >= 3:
         bits = int.from_bytes(children[b"dac3"][:3], "big")  # fscod 2, bsid 5, bsmod 3, acmod 3, lfeon 1, ...
         return _ACMOD_CHANNELS[(bits >> 11) & 0x7] + ((bits >> 10) & 0x1)
+    if b"esds" in children:
+        return _aac_channels(children[b"esds"])
     if fourcc == b"ec-3" and len(children.get(b"dec3", b"")) >= 5:
         byte = children[b"dec3"][3]  # after data_rate 13, num_ind_sub 3, fscod 2, bsid 5, reserved 1: asvc 1, bsmod 3, acmod 3, lfeon 1
         return _ACMOD_CHANNELS[(byte >> 1) & 0x7] + (byte & 0x1)
@@ -195,9 +198,8 @@ def _descriptor(data: bytes, pos: int) -> tuple[int, int, int] | None:
     return tag, pos, min(pos + size, len(data))
 
 
-def mp4a_codec_string(esds: bytes) -> str | None:
-    """mp4a.40.AOT (MPEG-4 audio: audioObjectType from the AudioSpecificConfig) or mp4a.OO (objectTypeIndication,
-    lower-case hex), from an esds payload (version/flags, then ES_Descriptor)."""
+def _decoder_config(esds: bytes) -> tuple[int, bytes | None] | None:
+    """(objectTypeIndication, DecoderSpecificInfo payload or None) from an esds payload (version/flags first)."""
     es = _descriptor(esds, 4)
     if es is None or es[0] != 0x03:
         return None
@@ -216,14 +218,37 @@ def mp4a_codec_string(esds: bytes) -> str | None:
     if config is None or config[0] != 0x04 or config[1] + 13 > config[2]:
         return None
     _, pos, end = config
-    object_type = esds[pos]
-    if object_type != 0x40:
-        return f"mp4a.{object_type:02x}"
     specific = _descriptor(esds, pos + 13)
     if specific is None or specific[0] != 0x05 or specific[1] >= specific[2]:
+        return esds[pos], None
+    return esds[pos], esds[specific[1] : specific[2]]
+
+
+def mp4a_codec_string(esds: bytes) -> str | None:
+    """mp4a.40.AOT (MPEG-4 audio: audioObjectType from the AudioSpecificConfig, 14496-3 §1.6.2.1) or mp4a.OO
+    (objectTypeIndication, lower-case hex), from an esds payload (version/flags, then ES_Descriptor)."""
+    found = _decoder_config(esds)
+    if found is None:
+        return None
+    object_type, asc = found
+    if object_type != 0x40:
+        return f"mp4a.{object_type:02x}"
+    if not asc:
         return "mp4a.40"
-    _, pos, end = specific
-    audio_object_type = esds[pos] >> 3
-    if audio_object_type == 31 and pos + 1 < end:  # escape: 32 + the next 6 bits
-        audio_object_type = 32 + (((esds[pos] & 0x07) << 3) | (esds[pos + 1] >> 5))
+    audio_object_type = asc[0] >> 3
+    if audio_object_type == 31 and len(asc) > 1:  # escape: 32 + the next 6 bits
+        audio_object_type = 32 + (((asc[0] & 0x07) << 3) | (asc[1] >> 5))
     return f"mp4a.40.{audio_object_type}"
+
+
+def _aac_channels(esds: bytes) -> int | None:
+    """channelConfiguration of a plain AudioSpecificConfig (5-bit object type, 4-bit frequency index); None for
+    an escaped object type, an explicit frequency, or configuration 0 (a program_config_element decides)."""
+    found = _decoder_config(esds)
+    if found is None or found[0] != 0x40 or not found[1] or len(found[1]) < 2:
+        return None
+    asc = found[1]
+    if asc[0] >> 3 == 31 or ((asc[0] & 0x07) << 1 | asc[1] >> 7) == 15:
+        return None
+    config = (asc[1] >> 3) & 0x0F
+    return {7: 8}.get(config, config) if 0 < config < 8 else None
