@@ -1,0 +1,127 @@
+"""CMAF header and fragments for one track (ISO/IEC 23000-19; boxes from ISO/IEC 14496-12 §8.8).
+
+cmaf_header:   ftyp(cmfc) + moov(mvhd, trak(tkhd, mdia(mdhd, hdlr, minf(xmhd, dinf, stbl(stsd + empty
+               tables)))), mvex(trex)). The sample entries (stsd) are the source's, byte for byte.
+cmaf_fragment: styp + moof(mfhd, traf(tfhd default-base-is-moof, tfdt v1, trun v1)) + mdat, where the
+               mdat payload is the source's sample bytes, returned as SourceRanges (never read here).
+
+trun carries duration, size, flags and a signed composition offset for every sample (flags 0xF01), so
+variable frame rates and B-frames need no defaults. Sample flags: sync samples "depend on no other"
+(sample_depends_on 2), others "depend on others, non-sync" (§8.8.3.1).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from ..isobmff.boxes._duration import patch_duration
+from ..isobmff.boxes.mdhd import MDHD_DURATION_OFFSETS
+from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
+from ..isobmff.build import box, box_header
+from ..isobmff.movie import Node, Track
+from ..plan import SourceRange
+from .segmenter import TrackTimeline
+
+SYNC_SAMPLE_FLAGS = 0x02000000  # sample_depends_on = 2
+NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample = 1
+TRUN_FLAGS = 0x000F01  # data-offset, sample-duration, -size, -flags, -composition-time-offset present
+TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
+_TRUN_SAMPLE = np.dtype([("duration", ">u4"), ("size", ">u4"), ("flags", ">u4"), ("composition_offset", ">i4")])
+
+
+def _full_box(fourcc: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return box(fourcc, struct.pack(">I", version << 24 | flags) + payload)
+
+
+def _leaf_payload(node: Node | None) -> bytes:
+    if node is None or not node.payload:
+        raise ValueError("missing box in the source skeleton")
+    header = 16 if node.payload[:4] == b"\0\0\0\1" else 8
+    return node.payload[header:]
+
+
+def _handler_box(handler_type: bytes) -> bytes:
+    name = {b"vide": b"VideoHandler\0", b"soun": b"SoundHandler\0"}.get(handler_type, b"Handler\0")
+    return _full_box(b"hdlr", 0, 0, bytes(4) + handler_type + bytes(12) + name)
+
+
+def cmaf_header(track: Track) -> bytes:
+    """The CMAF header (init segment) of one track, in its own timescale.
+
+    Returns the bytes of ftyp + moov. Raises ValueError when the skeleton lacks tkhd/mdhd/stsd (a parsed
+    Track always has them).
+    """
+    trak = track.trak
+    mdia = trak.child(b"mdia")
+    stbl = mdia.child(b"minf").child(b"stbl")
+    ftyp = box(b"ftyp", b"cmfc" + struct.pack(">I", 0) + b"cmfciso6isommp41")
+    mvhd = _full_box(
+        b"mvhd", 0, 0,
+        struct.pack(">IIII", 0, 0, track.timescale, 0)
+        + struct.pack(">IH10x", 0x00010000, 0x0100)
+        + struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+        + bytes(24) + struct.pack(">I", track.track_id + 1),
+    )
+    tkhd_payload = patch_duration(_leaf_payload(trak.child(b"tkhd")), 0, *TKHD_DURATION_OFFSETS)
+    tkhd = box(b"tkhd", tkhd_payload[:1] + b"\0\0\x03" + tkhd_payload[4:])  # enabled, in movie
+    mdhd = box(b"mdhd", patch_duration(_leaf_payload(mdia.child(b"mdhd")), 0, *MDHD_DURATION_OFFSETS))
+    if track.handler_type == b"vide":
+        media_header = _full_box(b"vmhd", 0, 1, bytes(8))
+    else:
+        media_header = _full_box(b"smhd", 0, 0, bytes(4))
+    dinf = box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1) + _full_box(b"url ", 0, 1, b"")))
+    empty_tables = b"".join(
+        _full_box(name, 0, 0, bytes(4 if name != b"stsz" else 8)) for name in (b"stts", b"stsc", b"stsz", b"stco")
+    )
+    stsd = stbl.child(b"stsd").payload  # the whole box, verbatim
+    minf = box(b"minf", media_header + dinf + box(b"stbl", stsd + empty_tables))
+    trak_box = box(b"trak", tkhd + box(b"mdia", mdhd + _handler_box(track.handler_type) + minf))
+    trex = _full_box(b"trex", 0, 0, struct.pack(">IIIII", track.track_id, 1, 0, 0, 0))
+    return ftyp + box(b"moov", mvhd + trak_box + box(b"mvex", trex))
+
+
+def cmaf_fragment(timeline: TrackTimeline, index: int) -> tuple[bytes, list[SourceRange]]:
+    """Segment `index` (0-based) of a track: (styp + moof + mdat header, the mdat payload's source ranges).
+
+    The mfhd sequence_number is index + 1. Contiguous samples are coalesced into one SourceRange.
+    Raises IndexError for an index outside 0..segment_count-1.
+    """
+    if not 0 <= index < timeline.segment_count:
+        raise IndexError(f"segment {index} of {timeline.segment_count}")
+    table = timeline.track.table
+    first, stop = int(timeline.first_sample[index]), int(timeline.stop_sample[index])
+    window = slice(first, stop)
+    sizes = table.size_bytes[window].astype(np.int64)
+    offsets = table.offset_bytes[window]
+
+    samples = np.empty(stop - first, dtype=_TRUN_SAMPLE)
+    samples["duration"] = table.duration_ticks[window]
+    samples["size"] = sizes
+    samples["flags"] = np.where(table.is_sync[window], SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
+    samples["composition_offset"] = table.cts_offset_ticks[window] + timeline.composition_shift_ticks
+
+    styp = box(b"styp", b"msdh" + struct.pack(">I", 0) + b"msdhmsixcmfs")
+    mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", index + 1))
+    tfhd = _full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", timeline.track.track_id))
+    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", int(timeline.decode_time_ticks[index])))
+    trun_fixed = 8 + 4 + 4 + 4  # box header, version+flags, sample_count, data_offset
+    trun_size = trun_fixed + samples.nbytes
+    traf_size = 8 + len(tfhd) + len(tfdt) + trun_size
+    moof_size = 8 + len(mfhd) + traf_size
+    payload_bytes = int(sizes.sum())
+    mdat_header = box_header(b"mdat", payload_bytes)
+    data_offset = moof_size + len(mdat_header)  # default-base-is-moof: relative to the moof's first byte
+    trun = _full_box(b"trun", 1, TRUN_FLAGS, struct.pack(">Ii", stop - first, data_offset) + samples.tobytes())
+    moof = box(b"moof", mfhd + box(b"traf", tfhd + tfdt + trun))
+    if len(moof) != moof_size:
+        raise AssertionError("moof size differs from the data_offset it was written with")
+
+    # Coalesce samples that follow each other in the source into one range.
+    breaks = np.flatnonzero(offsets[1:] != offsets[:-1] + sizes[:-1]) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.append(breaks, len(sizes))
+    run_bytes = np.add.reduceat(sizes, starts) if len(sizes) else sizes
+    ranges = [SourceRange(int(offsets[s]), int(b)) for s, e, b in zip(starts, ends, run_bytes) if b]
+    return styp + moof + mdat_header, ranges

@@ -1,0 +1,191 @@
+"""Segment timeline for fragment-on-demand (DESIGN.md §5), computed from cached sample tables only.
+
+Output timeline. CMAF tracks carry no edit list (ISO/IEC 23000-19 §7.5.13), so the source's edits are
+folded into decode times: every track gets one constant shift `decode_shift_ticks` (D) added to its
+decode times, and video composition offsets are rebased by C so that the first presented frame has offset
+0. D + C = lead * timescale - M (lead: the source's empty edits; M: its media_time), which puts every
+sample at its source presentation time P = lead + (cts - M) / timescale, so tracks stay in sync with no
+edit list. Decode times cannot be negative (tfdt is unsigned), so samples presented wholly before 0
+(AAC priming, B-frame pre-roll hidden by the source's edit) are dropped and D is raised just enough for
+the first kept sample to decode at 0; for audio that moves at most a part of one frame.
+
+Boundaries: at the first video sync sample presented at or after each multiple of the target duration
+(irregular GOPs make irregular segments; a GOP longer than the target spans several multiples). Audio is
+cut at the first sample presented at or after the same times. Every video segment starts with a sync
+sample; durations are the real ones.
+
+Cost: numpy over the samples once per presentation (cached by the edge); a Python loop over segments only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import UnsupportedMedia
+from ..isobmff.movie import Movie, Track
+from ..rewrite.clip import presentation
+
+
+@dataclass(frozen=True, eq=False)
+class TrackTimeline:
+    """One track cut into segments; every array has shape (S,) for S segments.
+
+    Attributes:
+        track: the source track.
+        timescale: ticks per second of every time below (the track's mdhd timescale).
+        first_sample, stop_sample: int64 sample index range [first, stop) of each segment.
+        decode_time_ticks: int64 tfdt (baseMediaDecodeTime) of each segment.
+        presentation_time_ticks: int64 earliest presentation time of each segment (output timeline).
+        duration_ticks: int64 presentation duration of each segment (next start - this start; the last
+            segment runs to the end of the track).
+        size_bytes: int64 media bytes of each segment (for bandwidth).
+        decode_shift_ticks: D, added to source decode times.
+        composition_shift_ticks: C, added to source composition offsets.
+    """
+
+    track: Track
+    timescale: int
+    first_sample: np.ndarray
+    stop_sample: np.ndarray
+    decode_time_ticks: np.ndarray
+    presentation_time_ticks: np.ndarray
+    duration_ticks: np.ndarray
+    size_bytes: np.ndarray
+    decode_shift_ticks: int
+    composition_shift_ticks: int
+
+    @property
+    def segment_count(self) -> int:
+        return len(self.first_sample)
+
+    def peak_bandwidth_bps(self) -> int:
+        """Largest bits per second of any segment (RFC 8216 §4.3.4.2 BANDWIDTH)."""
+        seconds = np.maximum(self.duration_ticks, 1) / self.timescale
+        return int(math.ceil(float((self.size_bytes * 8 / seconds).max())))
+
+    def average_bandwidth_bps(self) -> int:
+        """Bits per second over the whole track (AVERAGE-BANDWIDTH)."""
+        seconds = max(int(self.duration_ticks.sum()), 1) / self.timescale
+        return int(math.ceil(int(self.size_bytes.sum()) * 8 / seconds))
+
+
+def _shifts(track: Track, movie_timescale: int) -> tuple[int, int, int]:
+    """(first kept sample, D, C) for a track; see the module docstring."""
+    table = track.table
+    ts = table.timescale
+    pres = presentation(track, movie_timescale)
+    lead_ticks = pres.lead_s * ts
+    composition_shift = 0
+    if track.handler_type == b"vide" and table.has_ctts:
+        first_presented = int(np.argmin(table.dts_ticks + table.cts_offset_ticks))
+        composition_shift = -int(table.cts_offset_ticks[first_presented])
+    ideal = math.floor(lead_ticks - pres.media_time) - composition_shift
+    pts_end = table.dts_ticks + table.cts_offset_ticks + table.duration_ticks + composition_shift + ideal
+    if track.handler_type == b"vide":
+        # From the last sync sample presented at or before 0, so every frame shown from 0 on decodes.
+        pts = table.dts_ticks + table.cts_offset_ticks + composition_shift + ideal
+        sync = table.sync_indices
+        before = sync[pts[sync] <= 0]
+        first = int(before[-1]) if len(before) else int(sync[0]) if len(sync) else 0
+    else:
+        first = int(np.searchsorted(pts_end, 0, side="right"))  # drop samples wholly before 0
+        first = min(first, table.sample_count - 1)
+    decode_shift = max(ideal, -int(table.dts_ticks[first]))
+    return first, decode_shift, composition_shift
+
+
+def _reference_track(movie: Movie) -> Track:
+    for track in movie.tracks:
+        if track.handler_type == b"vide":
+            return track
+    if not movie.tracks:
+        raise UnsupportedMedia("the movie has no audio or video track to package")
+    return movie.tracks[0]
+
+
+def _boundaries_s(track: Track, first: int, decode_shift: int, composition_shift: int,
+                  target_duration_s: Fraction) -> list[Fraction]:
+    """Presentation times (s) where segments start: the reference track's cut points."""
+    table = track.table
+    ts = table.timescale
+    pts = table.dts_ticks[first:] + table.cts_offset_ticks[first:] + composition_shift + decode_shift
+    if track.handler_type == b"vide":
+        sync = table.sync_indices[table.sync_indices >= first] - first
+        candidates = np.sort(pts[sync])
+    else:
+        candidates = pts  # audio only: any sample may start a segment
+    end_ticks = int((pts + table.duration_ticks[first:]).max())
+    starts = [Fraction(int(candidates[0]), ts)]
+    k = 1
+    while True:
+        target_ticks = math.ceil(k * target_duration_s * ts)
+        if target_ticks >= end_ticks:
+            break
+        index = int(np.searchsorted(candidates, target_ticks, side="left"))
+        if index >= len(candidates):
+            break
+        start = Fraction(int(candidates[index]), ts)
+        if start > starts[-1]:
+            starts.append(start)
+        # Skip the multiples this boundary already passed (a GOP longer than the target).
+        k = max(k + 1, math.floor(start / target_duration_s) + 1)
+    return starts
+
+
+def track_timeline(track: Track, movie_timescale: int, boundaries_s: list[Fraction]) -> TrackTimeline:
+    """Cut one track at the presentation times `boundaries_s` (the first is the presentation's start)."""
+    table = track.table
+    ts = table.timescale
+    first, decode_shift, composition_shift = _shifts(track, movie_timescale)
+    dts = table.dts_ticks + decode_shift
+    pts = dts + table.cts_offset_ticks + composition_shift
+    n = table.sample_count
+    if track.handler_type == b"vide":
+        sync = table.sync_indices[table.sync_indices >= first]
+        order = np.argsort(pts[sync], kind="stable")
+        sync, sync_pts = sync[order], pts[sync][order]
+        starts = [first]
+        for boundary in boundaries_s[1:]:
+            index = int(np.searchsorted(sync_pts, math.ceil(boundary * ts), side="left"))
+            if index < len(sync) and int(sync[index]) > starts[-1]:
+                starts.append(int(sync[index]))
+    else:
+        ticks = [math.ceil(b * ts) for b in boundaries_s[1:]]
+        cut = np.searchsorted(pts[first:], np.array(ticks, dtype=np.int64), side="left") + first
+        starts = [first] + [int(c) for c in cut if first < c < n]
+        starts = sorted(set(starts))
+    first_sample = np.array(starts, dtype=np.int64)
+    stop_sample = np.append(first_sample[1:], n)
+    ends = pts + table.duration_ticks
+    presentation_time = np.minimum.reduceat(pts, first_sample)
+    track_end = int(ends[first:].max())
+    next_start = np.append(presentation_time[1:], track_end)
+    sizes = np.add.reduceat(table.size_bytes.astype(np.int64), first_sample)
+    return TrackTimeline(
+        track=track,
+        timescale=ts,
+        first_sample=first_sample,
+        stop_sample=stop_sample,
+        decode_time_ticks=dts[first_sample],
+        presentation_time_ticks=presentation_time,
+        duration_ticks=next_start - presentation_time,
+        size_bytes=sizes,
+        decode_shift_ticks=decode_shift,
+        composition_shift_ticks=composition_shift,
+    )
+
+
+def segment_movie(movie: Movie, target_duration_s: Fraction = Fraction(4)) -> list[TrackTimeline]:
+    """Timelines of every media track, all cut at the reference (first video) track's boundaries.
+
+    Raises:
+        UnsupportedMedia: no audio or video track, or an edit list presentation() cannot fold.
+    """
+    reference = _reference_track(movie)
+    first, decode_shift, composition_shift = _shifts(reference, movie.timescale)
+    boundaries = _boundaries_s(reference, first, decode_shift, composition_shift, Fraction(target_duration_s))
+    return [track_timeline(track, movie.timescale, boundaries) for track in movie.tracks]
