@@ -53,7 +53,8 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
 
 
 class CacheCollector:
-    """The L1 metadata cache's counters (cache.py keeps them as plain ints) as Prometheus metrics."""
+    """The cache levels' counters as Prometheus metrics, read at scrape time: L1 (cache.py keeps plain
+    ints) and, when service.redis.url is set, L2 (redis_cache.py's counters and availability)."""
 
     def __init__(self, state: EdgeState) -> None:
         self._state = state
@@ -70,6 +71,18 @@ class CacheCollector:
             yield family
         family = GaugeMetricFamily("origin_proxy_l1_cache_bytes", "L1 metadata cache: bytes held.", labels=labels)
         family.add_metric(values, cache.current_bytes)
+        yield family
+        l2 = self._state.l2
+        if l2 is None:
+            return
+        for name, value in l2.counters.items():  # hits, misses, fills, waits, ..., errors, degraded
+            family = CounterMetricFamily(f"origin_proxy_l2_cache_{name}", f"L2 (Redis) moov cache: {name}.",
+                                         labels=labels)
+            family.add_metric(values, value)
+            yield family
+        family = GaugeMetricFamily("origin_proxy_l2_cache_available", "L2 (Redis) in use (1) or degraded (0).",
+                                   labels=labels)
+        family.add_metric(values, 1 if l2.available else 0)
         yield family
 
 

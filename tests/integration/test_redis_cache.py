@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from origin_proxy.server.state import EDGE_STATE
 from conftest import media
@@ -131,6 +132,11 @@ async def test_second_node_reads_no_moov_from_the_upstream(nodes, redis_server):
     assert node1.app[EDGE_STATE].l2.fills == 1
     keys = [key.decode() for key in redis_server.client.keys("op:moov:v1:*")]
     assert len(keys) == 1 and not keys[0].endswith(":lock")
+    # /metrics reports both levels (prometheus_client's own parser reads it back).
+    families = {f.name: f for f in text_string_to_metric_families((await (await node2.get("/metrics")).text()))}
+    assert families["origin_proxy_l2_cache_hits"].samples[0].value == 1
+    assert families["origin_proxy_l2_cache_available"].samples[0].value == 1
+    assert families["origin_proxy_l1_cache_loads"].samples[0].value == 1
 
 
 async def test_five_cold_nodes_read_the_moov_once(nodes, redis_server):
