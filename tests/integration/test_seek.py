@@ -222,3 +222,11 @@ async def test_keyframe_mode_starts_on_the_key_frame(edge, tmp_path, mode):
     first = next(i for i, t in enumerate(times) if t >= effective - MICROSECOND)
     assert _hashes(clip, count=3) == hashes[first : first + 3]
     assert abs(_presentation_end_s(clip) - (end_s - effective)) <= Fraction(1, 24)
+
+
+@pytest.mark.parametrize("name", ["mp4/h265_with_metadata_track.mp4", "mov/sample_edit_list.mp4"])
+async def test_metadata_tracks_are_dropped_from_clips(edge, tmp_path, name):
+    source_kinds = sorted(s["codec_type"] for s in mt.ffprobe_streams(MEDIA_ROOT / name))
+    assert "data" in source_kinds  # the source carries timed metadata (mett / mebx)
+    clip = await _fetch(edge, f"/files/{name}?start=0.05", tmp_path / "c.mp4")
+    assert sorted(s["codec_type"] for s in mt.ffprobe_streams(clip)) == [k for k in source_kinds if k != "data"]
