@@ -53,6 +53,11 @@ ensure_system_deps() {
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     # The load test drives a real server with wrk (tests/load/test_load.py).
     command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
+    # The player tests drive hls.js, dash.js and Shaka in Debian's Chromium (tests/players; never a downloaded
+    # browser) from Node.js with playwright-core.
+    [ -x /usr/bin/chromium ] || pkgs+=(chromium)
+    command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+    command -v npm >/dev/null 2>&1 || pkgs+=(npm)
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
@@ -78,6 +83,21 @@ ensure_python_env() {
         hash -r
     fi
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+}
+
+# tests/players/node_modules from its package-lock.json (`npm ci`), only when it is missing or older than the lock
+# file (npm records what it installed in node_modules/.package-lock.json). Nothing is downloaded when up to date.
+ensure_player_deps() {
+    local dir="$REPO_ROOT/tests/players"
+    node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || {
+        log "node >= 20 is required by tests/players (playwright-core), found $(node --version 2>&1)"
+        return 1
+    }
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ] \
+        || [ "$dir/package.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        log "installing the player test packages: npm ci --prefix tests/players"
+        npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    fi
 }
 
 print_versions() {
