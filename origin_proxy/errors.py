@@ -10,7 +10,8 @@ OriginError                      message is safe to show a client
 │   ├── MalformedMedia           sizes, counts or offsets that contradict each other
 │   │   └── MalformedBox         ... located at a box path and file offset
 │   └── UnsupportedMedia         valid but out of scope, or over a configured limit
-│       └── FragmentedMedia      fragmented MP4 input (moov/mvex) for a progressive-only feature
+│       ├── FragmentedMedia      fragmented MP4 input (moov/mvex) for a progressive-only feature
+│       └── UnpackageableMedia   no track a packaging protocol can carry (mp4v, PCM only ...)
 └── UpstreamError                upstream refused, reset, 5xx, or sent something else than asked
     ├── UpstreamTimeout
     └── SourceChanged            the upstream validator changed between metadata and body reads
@@ -75,6 +76,10 @@ class UnsupportedMedia(MediaError):
 
 
 class FragmentedMedia(UnsupportedMedia):
+    pass
+
+
+class UnpackageableMedia(UnsupportedMedia):
     pass
 
 

@@ -1,0 +1,112 @@
+"""The packaged presentation of one MP4: its segment timelines plus what manifests say of each track. Pure.
+
+`package_movie` cuts every track (segmenter.py) and describes its first sample entry (isobmff/codecs.py). Which
+tracks a protocol carries is the codec matrix of package/__init__.py (`CARRIED_BY`); a track no protocol
+carries has no URLs at all. The result is immutable and reports `nbytes`, so the edge caches it next to the
+MovieFile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+from ..errors import NotFound, UnpackageableMedia
+from ..isobmff.codecs import SampleEntryInfo, describe_sample_entry, first_sample_entry
+from ..isobmff.movie import Movie
+from .segmenter import TrackTimeline, segment_movie
+from .urls import representation_id
+
+Protocol = Literal["hls", "dash"]
+
+# The codec matrix (see package/__init__.py): sample entry 4CCs each protocol's manifests list.
+CMAF_VIDEO = frozenset({b"avc1", b"avc3", b"hvc1", b"hev1", b"av01"})
+CMAF_AUDIO = frozenset({b"mp4a", b"ac-3", b"ec-3", b"Opus"})
+CARRIED_BY: dict[str, frozenset[bytes]] = {"hls": CMAF_VIDEO | CMAF_AUDIO, "dash": CMAF_VIDEO | CMAF_AUDIO}
+
+
+@dataclass(frozen=True, eq=False)
+class PackagedTrack:
+    """One track with its timeline and sample entry facts."""
+
+    timeline: TrackTimeline
+    info: SampleEntryInfo
+
+    @property
+    def is_video(self) -> bool:
+        return self.timeline.track.handler_type == b"vide"
+
+    @property
+    def representation_id(self) -> str:
+        track = self.timeline.track
+        return representation_id(track.handler_type, track.track_id)
+
+    @property
+    def language(self) -> str:
+        return self.timeline.track.language or "und"
+
+    @property
+    def segment_count(self) -> int:
+        return self.timeline.segment_count
+
+    def segment_durations_s(self) -> list[float]:
+        """Presented seconds of each segment. The first is counted from presentation time 0: frames before 0
+        (from the sync sample before the source's edit) are decoded, never shown."""
+        tl = self.timeline
+        starts = [max(int(t), 0) for t in tl.presentation_time_ticks]
+        ends = starts[1:] + [int(tl.presentation_time_ticks[-1] + tl.duration_ticks[-1])]
+        return [max(end - start, 0) / tl.timescale for start, end in zip(starts, ends)]
+
+    def frame_rate(self) -> float:
+        """Frames per second of the track's typical frame: timescale / the median sample duration (video). The
+        median, not the mean, so a long last frame or a few dropped frames do not lower it."""
+        durations = self.timeline.track.table.duration_ticks
+        median_ticks = float(np.median(durations)) if len(durations) else 0.0
+        return self.timeline.timescale / median_ticks if median_ticks > 0 else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Packaging:
+    """Every media track of one MP4 cut at `target_duration_s`, in file order."""
+
+    tracks: tuple[PackagedTrack, ...]
+    target_duration_s: Fraction
+
+    @property
+    def nbytes(self) -> int:
+        return 512 + sum(256 + 8 * 6 * t.segment_count for t in self.tracks)
+
+    def carried_by(self, protocol: Protocol) -> tuple[list[PackagedTrack], list[PackagedTrack]]:
+        """(tracks the protocol's manifest lists, tracks it leaves out). Raises UnpackageableMedia if none is listed."""
+        kept = [t for t in self.tracks if t.info.fourcc in CARRIED_BY[protocol]]
+        left_out = [t for t in self.tracks if t.info.fourcc not in CARRIED_BY[protocol]]
+        if not kept:
+            codecs = ", ".join(t.info.fourcc.decode("latin-1") for t in self.tracks) or "none"
+            raise UnpackageableMedia(f"no track can be packaged for {protocol.upper()} (codecs: {codecs})")
+        return kept, left_out
+
+    def track(self, rep_id: str) -> PackagedTrack:
+        """The track a URL names, if some protocol carries it. Raises NotFound."""
+        for track in self.tracks:
+            if track.representation_id == rep_id and any(track.info.fourcc in c for c in CARRIED_BY.values()):
+                return track
+        raise NotFound("no such track", representation_id=rep_id)
+
+    def duration_s(self) -> float:
+        """Presentation duration: the latest track end, in seconds."""
+        return max((sum(t.segment_durations_s()) for t in self.tracks), default=0.0)
+
+
+def package_movie(movie: Movie, target_duration_s: Fraction) -> Packaging:
+    """Timelines and sample entry facts of every track. Raises UnsupportedMedia (segmenter) when nothing can be cut."""
+    tracks = []
+    for timeline in segment_movie(movie, target_duration_s):
+        track = timeline.track
+        stsd = track.trak.child(b"mdia").child(b"minf").child(b"stbl").child(b"stsd")
+        entry = first_sample_entry(stsd.payload[8:]) if stsd is not None else None
+        info = describe_sample_entry(entry, track.handler_type) if entry else SampleEntryInfo(track.codec, "")
+        tracks.append(PackagedTrack(timeline, info))
+    return Packaging(tuple(tracks), target_duration_s)
