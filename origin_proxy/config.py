@@ -48,12 +48,15 @@ class RemapRule(_Frozen):
         to: "http(s)://host[:port]/prefix/" or "file:///absolute/dir/" (relative `file:dir/` is resolved at load).
         mode: default pseudo-streaming mode for this rule ("exact" or "keyframe"); None = the global default.
         cache_control: Cache-Control for responses of this rule; None = the service default.
+        segment_duration_s: target segment duration of fragment-on-demand (HLS/DASH) under this rule; segments
+            start at the first key frame at or after each multiple (DESIGN.md §5).
     """
 
     from_: str = Field(alias="from")
     to: str
     mode: Literal["exact", "keyframe"] | None = None
     cache_control: str | None = None
+    segment_duration_s: float = Field(4.0, ge=0.5, le=60.0)
 
     @field_validator("from_")
     @classmethod
@@ -198,6 +201,10 @@ class ServiceConfig(_Frozen):
     upstream: UpstreamSettings = UpstreamSettings()
     redis: RedisSettings = RedisSettings()
     cache_control: str = "public, max-age=86400"
+    # Fragment-on-demand: a segment URL names one format version of one source version, so it never changes;
+    # VOD manifests neither, but they are what a client fetches first, so they live shorter.
+    cache_control_segments: str = "public, max-age=31536000, immutable"
+    cache_control_manifests: str = "public, max-age=86400"
     default_mode: Literal["exact", "keyframe"] = "exact"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -4,7 +4,8 @@ The status is looked up along the exception's MRO, so a subclass inherits its pa
 Reasoning behind the table: who is at fault depends on where the bytes came from. Media we fetched from our
 upstream that contradicts itself is the upstream's fault, so 502 (nginx-vod answers 404 there; a 404 would let a
 CDN cache a "missing" file that is really broken). Valid media we do not handle is 501, and fragmented input for a
-progressive-only feature is 415. A validator change between the metadata and the body reads is 502: the client
+progressive-only feature is 415, as is a file with no track a packaging protocol can carry (the
+media type of the source is the problem, not the request). A validator change between the metadata and the body reads is 502: the client
 may retry and will get the new version.
 
 Every OriginError gives one WARNING line and a one-line text/plain body; anything else is a bug: one ERROR line with
@@ -27,6 +28,7 @@ from ..errors import (
     OriginError,
     RangeNotSatisfiable,
     SourceChanged,
+    UnpackageableMedia,
     UnsupportedMedia,
     UpstreamError,
     UpstreamTimeout,
@@ -42,6 +44,7 @@ STATUS_BY_ERROR: dict[type[OriginError], int] = {
     MalformedMedia: 502,
     UnsupportedMedia: 501,
     FragmentedMedia: 415,
+    UnpackageableMedia: 415,
     UpstreamError: 502,
     SourceChanged: 502,
     UpstreamTimeout: 504,

@@ -1,42 +1,28 @@
-"""GET/HEAD of a mapped media path: the file as is, or cut at `?start=&end=` (DESIGN.md §2, §4).
+"""GET/HEAD of a mapped media path: the file as is, or cut at `?start=&end=` (DESIGN.md §2, §4), or a packaging
+resource of it (`movie.mp4/master.m3u8` ..., handed to server/package.py, DESIGN.md §5).
 
-Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile) -> conditionals
-(RFC 9110 §13) -> ranges (§14) -> status and every length settled -> prepare() -> stream the parts.
-
-A SourceChanged before the headers go out (the upstream object changed between our reads) reopens the source and
-settles again, once. To make that window cover the first body bytes too, the first upstream chunk is fetched
-before prepare(). After prepare() any failure aborts the connection (server/errors.py).
-Body bytes: generated parts are written as they are, local SourceRanges go through `loop.sendfile`, upstream
-SourceRanges are streamed in ≥256 KiB chunks with `await resp.write()` for backpressure.
+Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile) -> served by
+server/serve.py (conditionals, ranges, HEAD, streaming; shared with the packaging handler).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import posixpath
-import secrets
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..errors import SourceChanged, UpstreamError
-from ..loader import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
-from ..plan import Part, Plan, SourceRange
+from ..package.urls import split_package_path
+from ..plan import Plan, SourceRange
 from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
-from ..source import Source, open_source
-from ..source.local import LocalSource
-from .errors import STARTED_RESPONSE
-from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
+from ..source import Source
+from .package import handle_package
+from .serve import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
 from .state import EDGE_STATE, EdgeState
 
-log = logging.getLogger("origin_proxy.server")
+__all__ = ["CHUNK_BYTES", "EDGE_STATE", "content_type_for", "handle_media"]
 
-CHUNK_BYTES = 256 * 1024
 CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".m4a": "audio/mp4", ".mov": "video/quicktime"}
 
 
@@ -44,46 +30,25 @@ def content_type_for(path: str) -> str:
     return CONTENT_TYPES.get(posixpath.splitext(path)[1].lower(), "application/octet-stream")
 
 
-@dataclass
-class _Settled:
-    """A response whose status and headers are final, and what its body is made of."""
-
-    response: web.StreamResponse
-    body: list[Part] | None  # None: no body (HEAD)
-    source: Source
-    first_chunk: tuple[int, AsyncIterator[bytes], bytes] | None = None  # (part index, its stream, first bytes)
-
-
 async def handle_media(request: web.Request) -> web.StreamResponse:
     state = request.app[EDGE_STATE]
     ref = state.remap.resolve(request.rel_url.raw_path, request.host)
+    packaged = split_package_path(ref.rest)
+    if packaged is not None:
+        return await handle_package(request, state, ref, packaged[1])
     clip = _clip_request(request, ref, state)
-    for attempt in (1, 2):
-        stack = AsyncExitStack()
-        try:
-            settled = await _settle(request, state, ref, clip, stack)
-            break
-        except SourceChanged as exc:
-            await stack.aclose()
-            if attempt == 2:
-                raise
-            log.info("%s changed while being read (%s); reopening", ref.identity, exc.message)
-        except BaseException:
-            await stack.aclose()
-            raise
-    async with stack:
-        if isinstance(settled.response, web.Response):  # 304: complete already
-            return settled.response
-        request[STARTED_RESPONSE] = settled.response
-        await settled.response.prepare(request)
-        if settled.body is not None:
-            try:
-                await _write_body(request, settled)
-            except ConnectionError as exc:  # the client went away; nothing to answer
-                log.info("%s %s: client connection lost: %r", request.method, request.path_qs, exc)
-                return settled.response
-        await settled.response.write_eof()
-        return settled.response
+
+    async def build(source: Source) -> Planned:
+        content_type = content_type_for(ref.rest)
+        if clip is None:
+            parts = (SourceRange(0, source.size_bytes),) if source.size_bytes else ()
+            plan = Plan(parts, content_type=content_type)
+        else:
+            plan = plan_clip(await cached_movie_file(ref, state, source), clip, content_type)
+        return Planned(plan, clip.normalized() if clip else "",
+                       ref.rule.cache_control or state.config.service.cache_control)
+
+    return await serve_plan(request, state, ref, build)
 
 
 def _clip_request(request: web.Request, ref: SourceRef, state: EdgeState) -> ClipRequest | None:
@@ -91,113 +56,3 @@ def _clip_request(request: web.Request, ref: SourceRef, state: EdgeState) -> Cli
     if "start" not in request.query and "end" not in request.query:
         return None
     return parse_clip_query(request.query, default_mode=ref.rule.mode or state.config.service.default_mode)
-
-
-async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, clip: ClipRequest | None,
-                  stack: AsyncExitStack) -> _Settled:
-    source = await open_source(ref, state.session)
-    stack.push_async_callback(source.aclose)
-    content_type = content_type_for(ref.rest)
-    if clip is None:
-        parts = (SourceRange(0, source.size_bytes),) if source.size_bytes else ()
-        plan = Plan(parts, content_type=content_type)
-    else:
-        movie_file = await state.cache.get_or_load(
-            (source.identity, source.validator), lambda: _load_movie_file(ref, state, source.validator))
-        plan = plan_clip(movie_file, clip, content_type)
-
-    etag = strong_etag(source.identity, source.validator, clip.normalized() if clip else "")
-    headers = {"ETag": etag, "Cache-Control": ref.rule.cache_control or state.config.service.cache_control,
-               "Accept-Ranges": "bytes"}
-    if source.last_modified is not None:
-        headers["Last-Modified"] = http_date(source.last_modified)
-    if not_modified(request.headers, etag, source.last_modified):
-        return _Settled(web.Response(status=304, headers=headers), None, source)
-
-    ranges = None
-    if if_range_allows(request.headers, etag, source.last_modified):
-        ranges = parse_range(request.headers.get("Range"), plan.total_bytes)  # may raise 416
-    if ranges is None:
-        status, body, body_type = 200, list(plan.parts), plan.content_type
-    elif len(ranges) == 1:
-        first, last = ranges[0]
-        status, body, body_type = 206, plan.slice(first, last), plan.content_type
-        headers["Content-Range"] = f"bytes {first}-{last}/{plan.total_bytes}"
-    else:
-        multipart = multipart_body(plan, ranges, secrets.token_hex(12))
-        status, body, body_type = 206, list(multipart.parts), multipart.content_type
-
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_type = body_type
-    response.content_length = sum(len(p) if isinstance(p, bytes) else p.size for p in body)
-    if request.method == "HEAD":
-        return _Settled(response, None, source)
-    settled = _Settled(response, body, source)
-    if not isinstance(source, LocalSource):
-        settled.first_chunk = await _prefetch_first_range(body, source, stack)
-    return settled
-
-
-async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str):
-    """The shared (single-flight) metadata load. It opens a source of its own: the request that started it
-    may end before the load does, and its source closes with it. Raises SourceChanged when the object is no
-    longer the version the cache key names. With a Redis L2 (state.l2) the raw moov comes from there when another
-    node already read it, and is parsed here."""
-    async def fetch_moov() -> MoovBlob:
-        async with await open_source(ref, state.session) as source:
-            if source.validator != validator:
-                raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
-            return await load_moov_bytes(source, state.limits)
-
-    if state.l2 is not None:
-        blob = await state.l2.get_or_fetch(ref.identity, validator, fetch_moov)
-        return await movie_file_from_blob(blob, state.limits)
-    async with await open_source(ref, state.session) as source:
-        if source.validator != validator:
-            raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
-        return await load_movie_file(source, state.limits)
-
-
-async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncExitStack):
-    """Start streaming the first SourceRange and read its first chunk, so that a changed or failing upstream is
-    known while a clean error status (or a reopen) is still possible."""
-    for index, part in enumerate(body):
-        if isinstance(part, SourceRange):
-            chunks = source.stream(part.offset, part.size, CHUNK_BYTES)
-            stack.push_async_callback(chunks.aclose)
-            return index, chunks, await anext(chunks)
-    return None
-
-
-async def _write_body(request: web.Request, settled: _Settled) -> None:
-    response, source = settled.response, settled.source
-    for index, part in enumerate(settled.body):
-        if isinstance(part, bytes):
-            await response.write(part)
-        elif settled.first_chunk is not None and settled.first_chunk[0] == index:
-            _, chunks, first = settled.first_chunk
-            await response.write(first)
-            async for chunk in chunks:
-                await response.write(chunk)
-        elif isinstance(source, LocalSource):
-            await _send_file_range(request, response, source, part)
-        else:
-            async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
-                await response.write(chunk)
-
-
-async def _send_file_range(request: web.Request, response: web.StreamResponse, source: LocalSource,
-                           part: SourceRange) -> None:
-    """Zero-copy `loop.sendfile` of a file range after the bytes already written (headers, multipart heads);
-    chunked reads where the transport cannot (asyncio falls back by itself for SSL; NotImplementedError else)."""
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("client connection closed")
-    try:
-        sent_bytes = await asyncio.get_running_loop().sendfile(transport, source.file, part.offset, part.size)
-    except NotImplementedError:
-        async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
-            await response.write(chunk)
-        return
-    if sent_bytes != part.size:
-        raise UpstreamError("file ended early", path=source.path, offset=part.offset + sent_bytes)

@@ -12,7 +12,7 @@ import pytest
 from conftest import media
 from origin_proxy.errors import BadRequest, MalformedMedia, SourceChanged
 from origin_proxy.plan import Plan, SourceRange
-from origin_proxy.server import vod
+from origin_proxy.server import serve, vod
 
 SAMPLE = media("mp4/sample.mp4").read_bytes()
 
@@ -52,7 +52,7 @@ def core(monkeypatch):
         return Plan((b"HDR", SourceRange(0, 100)), content_type=content_type)
 
     monkeypatch.setattr(vod, "parse_clip_query", parse)
-    monkeypatch.setattr(vod, "load_movie_file", load)
+    monkeypatch.setattr(serve, "load_movie_file", load)  # the shared metadata load (server/serve.py)
     monkeypatch.setattr(vod, "plan_clip", plan)
     return calls
 

@@ -1,0 +1,100 @@
+"""GET/HEAD of a packaging resource of a mapped MP4 (DESIGN.md §5): HLS and DASH manifests, CMAF init and media
+segments, cut on demand from the cached sample tables.
+
+Flow: the media path is mapped again on its own (so remap's checks hold for it) -> open the source -> cached
+MovieFile -> cached Packaging (timelines + sample entry facts, key (identity, validator, "packaging", target))
+-> a manifest (cached text), the init segment, or a media segment Plan (generated moof + the source's byte
+ranges) -> served by server/serve.py with the same ETag/Last-Modified/Range/HEAD/304 handling as the file itself.
+Tracks a protocol cannot carry are left out of its manifest with one log line when the manifest is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+
+from aiohttp import web
+
+from ..errors import NotFound
+from ..package import dash, hls
+from ..package.cmaf import cmaf_fragment, cmaf_header
+from ..package.tracks import CARRIED_BY, Packaging, Protocol, package_movie
+from ..package.urls import FORMAT_TOKEN, PackageResource
+from ..plan import Plan
+from ..remap import SourceRef
+from ..source import Source
+from .serve import Planned, cached_movie_file, serve_plan
+from .state import EdgeState
+
+log = logging.getLogger("origin_proxy.server")
+
+HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
+DASH_CONTENT_TYPE = "application/dash+xml"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A generated body (manifest, init segment) as the metadata cache holds it."""
+
+    body: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.body) + 64
+
+
+async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
+                         resource: PackageResource) -> web.StreamResponse:
+    """Serve `resource` of the MP4 that `ref` (the whole request path) names. Raises NotFound for a track or
+    segment the file does not have, UnpackageableMedia (415) when no track can be packaged."""
+    raw_path = request.rel_url.raw_path
+    if not raw_path.endswith("/" + resource.text):  # the resource part was percent-encoded: not one of ours
+        raise NotFound("no such packaging resource", resource=resource.text)
+    media_ref = state.remap.resolve(raw_path[: -len(resource.text) - 1], request.host)
+    target_s = Fraction(str(media_ref.rule.segment_duration_s))
+    service = state.config.service
+
+    async def build(source: Source) -> Planned:
+        movie_file = await cached_movie_file(media_ref, state, source)
+        version = (source.identity, source.validator)
+
+        async def load_packaging() -> Packaging:
+            return package_movie(movie_file.movie, target_s)
+
+        packaging = await state.cache.get_or_load((*version, "packaging", target_s), load_packaging)
+        variant = f"{FORMAT_TOKEN}\0{resource.kind}\0{resource.representation_id}\0{resource.segment_number}" \
+                  f"\0{target_s}"
+        if resource.kind in ("master", "mpd"):
+            protocol: Protocol = "hls" if resource.kind == "master" else "dash"
+
+            async def render() -> Rendered:
+                kept, left_out = packaging.carried_by(protocol)
+                if left_out:
+                    log.info("%s: %s leaves out %s (codec not carried)", media_ref.identity, protocol.upper(),
+                             ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
+                                       for t in left_out))
+                text = hls.master_playlist(kept) if protocol == "hls" else dash.mpd(packaging, kept)
+                return Rendered(text.encode())
+
+            rendered = await state.cache.get_or_load((*version, resource.kind, target_s), render)
+            content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
+            return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
+
+        track = packaging.track(resource.representation_id)
+        if resource.kind == "playlist":
+            if track.info.fourcc not in CARRIED_BY["hls"]:
+                raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
+            body = hls.media_playlist(track).encode()
+            return Planned(Plan((body,), HLS_CONTENT_TYPE), variant, service.cache_control_manifests)
+        content_type = "video/mp4" if track.is_video else "audio/mp4"
+        if resource.kind == "init":
+            return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant,
+                           service.cache_control_segments)
+        if not 0 <= resource.segment_index < track.segment_count:
+            raise NotFound("no such segment", segment_number=resource.segment_number,
+                           segment_count=track.segment_count)
+        head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
+        return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
+
+    return await serve_plan(request, state, media_ref, build)
