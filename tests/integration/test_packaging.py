@@ -288,3 +288,27 @@ async def test_nothing_packageable_is_415(edge_client, tmp_path):
         assert (await client.get(f"/t/mpeg4.mp4/{manifest}")).status == 415
     assert (await client.get("/t/mpeg4.mp4/cmaf1/v1/1.m4s")).status == 404
     assert (await client.get("/t/mpeg4.mp4")).status == 200
+
+
+HOSTILE = sorted(p.relative_to(MEDIA_ROOT).as_posix() for folder in ("malformed", "fate", "fmp4")
+                 for p in (MEDIA_ROOT / folder).glob("*") if p.suffix.lower() in (".mp4", ".mov"))
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_malformed_and_out_of_scope_files_get_a_mapped_status(edge, name):
+    """Never a 500 (STYLE §2.7): manifests, and init + first segment of every listed track, answer 200 or a
+    mapped error; a 200 segment has exactly its Content-Length."""
+    for manifest in ("master.m3u8", "manifest.mpd"):
+        resp = await asyncio.wait_for(edge.client.get(f"/files/{name}/{manifest}"), 30)
+        text = await resp.text()
+        assert resp.status in (200, 404, 415, 501, 502), (manifest, resp.status, text)
+        if manifest == "master.m3u8" and resp.status == 200:
+            master = m3u8.loads(text)
+            for uri in [p.uri for p in master.playlists] + [m.uri for m in master.media if m.uri]:
+                base = uri.rsplit("/", 1)[0]
+                for resource in (uri, f"{base}/init.mp4", f"{base}/1.m4s"):
+                    part = await asyncio.wait_for(edge.client.get(f"/files/{name}/{resource}"), 30)
+                    body = await part.read()
+                    assert part.status in (200, 404, 415, 501, 502), (resource, part.status)
+                    if part.status == 200:
+                        assert len(body) == int(part.headers["Content-Length"])
