@@ -65,7 +65,9 @@ def representation(parent: ET.Element, track: PackagedTrack) -> ET.Element:
     if track.is_video:
         if track.info.width and track.info.height:
             attributes.update(width=str(track.info.width), height=str(track.info.height))
-        attributes["frameRate"] = f"{track.frame_rate():.3f}".rstrip("0").rstrip(".")
+        rate = track.frame_rate()  # the schema's FrameRateType: an integer or a fraction, never a decimal
+        if rate:
+            attributes["frameRate"] = str(rate.numerator if rate.denominator == 1 else rate)
     elif track.info.sample_rate_hz:
         attributes["audioSamplingRate"] = str(track.info.sample_rate_hz)
     element = ET.SubElement(parent, "Representation", attributes)

@@ -53,7 +53,7 @@ def master_playlist(tracks: list[PackagedTrack]) -> str:
             ]
             if track.info.width and track.info.height:
                 attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
-            attributes.append(f"FRAME-RATE={track.frame_rate():.3f}")
+            attributes.append(f"FRAME-RATE={float(track.frame_rate()):.3f}")
             if audio:
                 attributes.append(f"AUDIO={_quoted(AUDIO_GROUP)}")
             lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))

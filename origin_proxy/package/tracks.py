@@ -60,12 +60,13 @@ class PackagedTrack:
         ends = starts[1:] + [int(tl.presentation_time_ticks[-1] + tl.duration_ticks[-1])]
         return [max(end - start, 0) / tl.timescale for start, end in zip(starts, ends)]
 
-    def frame_rate(self) -> float:
-        """Frames per second of the track's typical frame: timescale / the median sample duration (video). The
-        median, not the mean, so a long last frame or a few dropped frames do not lower it."""
+    def frame_rate(self) -> Fraction:
+        """Frames per second of the track's typical frame: timescale / the median sample duration (video), e.g.
+        Fraction(30000, 1001). The median, not the mean, so a long last frame or a few dropped frames do not
+        lower it. Fraction(0) for a track without samples."""
         durations = self.timeline.track.table.duration_ticks
-        median_ticks = float(np.median(durations)) if len(durations) else 0.0
-        return self.timeline.timescale / median_ticks if median_ticks > 0 else 0.0
+        median_ticks = int(round(float(np.median(durations)))) if len(durations) else 0
+        return Fraction(self.timeline.timescale, median_ticks) if median_ticks > 0 else Fraction(0)
 
 
 @dataclass(frozen=True, eq=False)

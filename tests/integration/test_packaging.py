@@ -19,6 +19,7 @@ import math
 import os
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import m3u8
@@ -173,6 +174,8 @@ async def test_mpd_parses_and_matches_ffprobe(edge, name):
             assert _matches(rep.codecs, _expected_codec_string(stream))
             if stream["codec_type"] == "video":
                 assert (rep.width, rep.height) == (stream["width"], stream["height"])
+                assert re.fullmatch(r"[0-9]+(/[0-9]+)?", rep.frame_rate)  # FrameRateType
+                assert float(Fraction(rep.frame_rate)) == pytest.approx(1 / mt.video_frame_duration_s(source), rel=0.01)
             else:
                 assert rep.audio_sampling_rate == stream["sample_rate"]
                 assert rep.audio_channel_configurations[0].value == str(stream["channels"])
