@@ -16,7 +16,7 @@ from fractions import Fraction
 from ..errors import BadRequest
 
 MODES = ("exact", "keyframe")
-_SECONDS = re.compile(r"(\d{0,12})(?:\.(\d{0,9}))?")
+_SECONDS = re.compile(r"(\d{0,12})(?:\.(\d{0,9}))?", re.ASCII)  # ASCII: \d alone accepts "١" or "１"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """HTTP range and conditional-request rules for a body known in advance (a Plan). Pure: no aiohttp, no I/O.
 
 - Ranges, RFC 9110 §14: `bytes=` first-last / first- / -suffix lists. A header we cannot parse, of another unit,
-  or with more than MAX_RANGES ranges is ignored (whole 200, §14.2 allows it); a syntactically valid set where no
-  range is satisfiable raises RangeNotSatisfiable (416). Ranges are served in the order asked, not coalesced.
+  with more than MAX_RANGES ranges, or whose ranges add up to more bytes than the body (they overlap) is ignored
+  (whole 200, §14.2 allows it); a syntactically valid set where no range is satisfiable raises RangeNotSatisfiable
+  (416). Ranges are served in the order asked, not coalesced.
 - Conditionals, RFC 9110 §13.2.2 order: If-None-Match (weak comparison) -> 304, else If-Modified-Since -> 304;
   If-Range (strong ETag comparison, or an exact Last-Modified date) decides whether Range applies.
 - multipart/byteranges, RFC 9110 §14.6: the body is laid out as Plan parts so its length is exact up front.
@@ -61,6 +62,10 @@ def parse_range(header: str | None, complete_length: int) -> list[tuple[int, int
             ranges.append((first, complete_length - 1 if last is None else min(last, complete_length - 1)))
     if not ranges:
         raise RangeNotSatisfiable("range not satisfiable", complete_length=complete_length, range=header)
+    if sum(last - first + 1 for first, last in ranges) > complete_length:
+        # §14.2 lets a server ignore overlapping ranges: asking for the same bytes many times over would make the
+        # body (and the upstream reads behind it) a multiple of the representation. Serve it once, whole.
+        return None
     return ranges
 
 

@@ -9,12 +9,18 @@ Blocking calls (open, fstat, pread) run in the default executor, never on the ev
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 from ..errors import NotFound, UpstreamError
+
+# open() failures that mean "nothing servable here": missing, a file used as a directory, a directory, no permission,
+# a symlink loop (ELOOP would otherwise surface as a 500), a name too long.
+_MISSING_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP,
+                             errno.ENAMETOOLONG, errno.ENXIO})
 
 
 class LocalSource:
@@ -50,14 +56,18 @@ class LocalSource:
             # A symlink leading out of the root: answer as if it did not exist (no hint about the outside).
             raise NotFound("no such file", path=path, real_path=real)
         try:
-            file = open(real, "rb", buffering=0)  # noqa: SIM115 - closed by aclose()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
-            raise NotFound("no such file", path=path) from None
-        st = os.fstat(file.fileno())
+            # O_NONBLOCK: opening a FIFO for reading must not wait (forever, in a pool thread) for a writer.
+            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in _MISSING_ERRNOS:
+                raise NotFound("no such file", path=path) from None
+            raise
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            file.close()
+            os.close(fd)
             raise NotFound("no such file", path=path, reason="not a regular file")
-        return cls(identity, real, file, st)
+        os.set_blocking(fd, True)
+        return cls(identity, real, open(fd, "rb", buffering=0), st)  # noqa: SIM115 - closed by aclose()
 
     async def aclose(self) -> None:
         self.file.close()
