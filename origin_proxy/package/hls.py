@@ -1,8 +1,10 @@
 """HLS playlists for fMP4/CMAF tracks (RFC 8216). Pure: a Packaging in, playlist text out.
 
-Master playlist: every audio track is an EXT-X-MEDIA rendition of group "aud" (the first is the default), every
-video track an EXT-X-STREAM-INF whose BANDWIDTH is its peak plus the largest audio peak (§4.3.4.2: the peak
-rate of the whole variant). An audio-only file gets one EXT-X-STREAM-INF per audio track.
+Master playlist: every audio track is an EXT-X-MEDIA rendition of group "aud" (the first is the default); when
+the audio tracks use several codecs, each codec gets a group of its own ("aud-ac-3", "aud-mp4a.40.2") and every
+video track one EXT-X-STREAM-INF per group, so CODECS never lists a codec a player may lack for the rendition it
+did not pick. BANDWIDTH is the video peak plus the group's largest audio peak (§4.3.4.2: the peak rate of the
+whole variant). An audio-only file gets one EXT-X-STREAM-INF per audio track.
 Media playlist: VOD, EXT-X-MAP to the CMAF header, one EXTINF per segment with its real duration. Segment n
 (1-based, as in the URLs) has Media Sequence Number n: EXT-X-MEDIA-SEQUENCE is 1.
 URIs are relative: the master sits at `base/master.m3u8` (or `base/.m3u8`), track playlists at
@@ -31,33 +33,41 @@ def master_playlist(tracks: list[PackagedTrack]) -> str:
     audio = [t for t in tracks if not t.is_video]
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{VERSION}", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if video:
-        for position, track in enumerate(audio):
-            attributes = [
-                "TYPE=AUDIO", f"GROUP-ID={_quoted(AUDIO_GROUP)}",
-                f"NAME={_quoted(f'{track.language} {track.timeline.track.track_id}')}",
-                f"LANGUAGE={_quoted(track.language)}",
-                f"DEFAULT={'YES' if position == 0 else 'NO'}", "AUTOSELECT=YES",
-            ]
-            if track.info.channel_count:
-                attributes.append(f"CHANNELS={_quoted(str(track.info.channel_count))}")
-            attributes.append(f"URI={_quoted(track_resource(track.representation_id, 'playlist.m3u8'))}")
-            lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
-        audio_peak = max((t.timeline.peak_bandwidth_bps() for t in audio), default=0)
-        audio_average = max((t.timeline.average_bandwidth_bps() for t in audio), default=0)
-        audio_codecs = list(dict.fromkeys(t.info.codec_string for t in audio))
+        # One rendition group per audio codec, so a player can pick a variant whose CODECS it fully supports.
+        groups: dict[str, list[PackagedTrack]] = {}
+        for track in audio:
+            groups.setdefault(track.info.codec_string, []).append(track)
+        group_ids = {codec: AUDIO_GROUP if len(groups) == 1 else f"{AUDIO_GROUP}-{codec}" for codec in groups}
+        for codec, members in groups.items():
+            for position, track in enumerate(members):
+                attributes = [
+                    "TYPE=AUDIO", f"GROUP-ID={_quoted(group_ids[codec])}",
+                    f"NAME={_quoted(f'{track.language} {track.timeline.track.track_id}')}",
+                    f"LANGUAGE={_quoted(track.language)}",
+                    f"DEFAULT={'YES' if position == 0 else 'NO'}", "AUTOSELECT=YES",
+                ]
+                if track.info.channel_count:
+                    attributes.append(f"CHANNELS={_quoted(str(track.info.channel_count))}")
+                attributes.append(f"URI={_quoted(track_resource(track.representation_id, 'playlist.m3u8'))}")
+                lines.append("#EXT-X-MEDIA:" + ",".join(attributes))
         for track in video:
-            attributes = [
-                f"BANDWIDTH={track.timeline.peak_bandwidth_bps() + audio_peak}",
-                f"AVERAGE-BANDWIDTH={track.timeline.average_bandwidth_bps() + audio_average}",
-                f"CODECS={_quoted(','.join([track.info.codec_string, *audio_codecs]))}",
-            ]
-            if track.info.width and track.info.height:
-                attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
-            attributes.append(f"FRAME-RATE={float(track.frame_rate()):.3f}")
-            if audio:
-                attributes.append(f"AUDIO={_quoted(AUDIO_GROUP)}")
-            lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
-            lines.append(track_resource(track.representation_id, "playlist.m3u8"))
+            # §4.3.4.2: BANDWIDTH is the peak of the whole variant, video plus the largest audio rendition.
+            for codec, members in groups.items() or [(None, [])]:
+                audio_peak = max((t.timeline.peak_bandwidth_bps() for t in members), default=0)
+                audio_average = max((t.timeline.average_bandwidth_bps() for t in members), default=0)
+                codecs = [track.info.codec_string] + ([codec] if codec else [])
+                attributes = [
+                    f"BANDWIDTH={track.timeline.peak_bandwidth_bps() + audio_peak}",
+                    f"AVERAGE-BANDWIDTH={track.timeline.average_bandwidth_bps() + audio_average}",
+                    f"CODECS={_quoted(','.join(codecs))}",
+                ]
+                if track.info.width and track.info.height:
+                    attributes.append(f"RESOLUTION={track.info.width}x{track.info.height}")
+                attributes.append(f"FRAME-RATE={float(track.frame_rate()):.3f}")
+                if codec:
+                    attributes.append(f"AUDIO={_quoted(group_ids[codec])}")
+                lines.append("#EXT-X-STREAM-INF:" + ",".join(attributes))
+                lines.append(track_resource(track.representation_id, "playlist.m3u8"))
     else:
         for track in audio:
             lines.append(f"#EXT-X-STREAM-INF:BANDWIDTH={track.timeline.peak_bandwidth_bps()},"

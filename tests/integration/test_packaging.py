@@ -128,13 +128,19 @@ async def test_hls_playlists_follow_rfc_8216(edge, name):
             assert len(codecs) == 1 and codecs[0] in [_expected_codec_string(s) for s in audio]
             continue
         assert _matches(codecs[0], _expected_codec_string(video[0]))
-        assert [c for c in codecs[1:]] == list(dict.fromkeys(_expected_codec_string(s) for s in audio))
+        if audio:  # one variant per audio codec, its group holding the tracks of that codec
+            assert len(codecs) == 2 and codecs[1] in [_expected_codec_string(s) for s in audio]
+            group = [m for m in master.media if m.group_id == variant.stream_info.audio]
+            assert group and group[0].default == "YES" and all(m.default == "NO" for m in group[1:])
+            assert len(group) == sum(1 for s in audio if _expected_codec_string(s) == codecs[1])
         assert variant.stream_info.resolution == (video[0]["width"], video[0]["height"])
         assert variant.stream_info.frame_rate == pytest.approx(1 / mt.video_frame_duration_s(source), rel=0.01)
     if video:
         assert [m.type for m in master.media] == ["AUDIO"] * len(audio)
-        assert [m.default for m in master.media] == (["YES"] + ["NO"] * (len(audio) - 1))[: len(audio)]
-        assert [m.language for m in master.media] == [s.get("tags", {}).get("language", "und") for s in audio]
+        assert sorted(m.language for m in master.media) == sorted(s.get("tags", {}).get("language", "und")
+                                                                  for s in audio)
+        audio_codecs = {_expected_codec_string(s) for s in audio}
+        assert len(master.playlists) == len(video) * max(1, len(audio_codecs))
     for uri, playlist in playlists.items():
         assert playlist.version == 7 and playlist.playlist_type == "vod" and playlist.is_endlist
         assert playlist.media_sequence == 1
@@ -315,3 +321,23 @@ async def test_malformed_and_out_of_scope_files_get_a_mapped_status(edge, name):
                     assert part.status in (200, 404, 415, 501, 502), (resource, part.status)
                     if part.status == 200:
                         assert len(body) == int(part.headers["Content-Length"])
+
+
+async def test_audio_codecs_get_groups_of_their_own(edge_client, tmp_path):
+    """Video + AC-3 + AAC: one rendition group and one variant per audio codec (a player without AC-3 still
+    finds a variant it can play); each variant's CODECS lists its video and its group's codec only."""
+    path = tmp_path / "two_codecs.mp4"
+    mt.run([mt.FFMPEG, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "3", "-map", "0:v", "-map", "1:a",
+            "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a:0", "ac3", "-c:a:1", "aac",
+            str(path)])
+    client = await edge_client([{"from": "/t/", "to": "file://" + os.fspath(tmp_path) + "/"}])
+    master, playlists = await _hls(client, "/t/two_codecs.mp4")
+    streams = mt.ffprobe_streams(path)
+    expected = [_expected_codec_string(s) for s in streams if s["codec_type"] == "audio"]
+    assert sorted(m.group_id for m in master.media) == sorted(f"aud-{c}" for c in expected)
+    assert [p.stream_info.codecs.split(",")[1] for p in master.playlists] == expected
+    assert [p.stream_info.audio for p in master.playlists] == [f"aud-{c}" for c in expected]
+    assert all(m.default == "YES" for m in master.media)
+    url = str(client.make_url("/t/two_codecs.mp4/master.m3u8"))
+    await _check_decodes_like_source(url, path)
