@@ -194,7 +194,14 @@ class ServiceConfig(_Frozen):
     listen: ListenSettings = ListenSettings()
     workers: int = Field(1, ge=1, le=256)  # serving processes; --workers overrides
     shutdown_timeout_s: float = Field(30.0, gt=0)  # seconds in-flight responses may take to finish on SIGTERM
+    keepalive_timeout_s: float = Field(75.0, gt=0)  # an idle keep-alive connection is closed after this long
     access_log: Literal["off", "plain", "json"] = "plain"
+
+    @field_validator("access_log", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false: take it as the "off" the docs tell operators to write.
+        return "off" if value is False else value
     remap: str | None = None  # path of the remap file, relative to this file's directory
     cache: CacheSettings = CacheSettings()
     limits: LimitsSettings = LimitsSettings()

@@ -87,6 +87,53 @@ def describe_sample_entry(entry: bytes, handler_type: bytes) -> SampleEntryInfo:
     return SampleEntryInfo(fourcc, _codec_string(fourcc, {}))
 
 
+def sample_entry_boxes(entry: bytes, handler_type: bytes) -> dict[bytes, bytes]:
+    """Payloads of a visual or audio sample entry's child boxes by 4CC (avcC, esds, ...; the first of each)."""
+    if handler_type == b"vide" and len(entry) >= VISUAL_ENTRY_BYTES:
+        return _children(entry, VISUAL_ENTRY_BYTES)
+    if handler_type == b"soun" and len(entry) >= AUDIO_ENTRY_BYTES:
+        version = struct.unpack_from(">H", entry, 16)[0]
+        extra = {1: QT_SOUND_V1_EXTRA, 2: QT_SOUND_V2_EXTRA}.get(version, 0)
+        if version == 2 and len(entry) < AUDIO_ENTRY_BYTES + QT_SOUND_V2_EXTRA:
+            extra = 0
+        return _children(entry, AUDIO_ENTRY_BYTES + extra)
+    return {}
+
+
+def avc_parameter_sets(avcc: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(SPS NAL units, PPS NAL units) of an avcC payload (ISO/IEC 14496-15 §5.3.3.1). Raises ValueError when
+    the record is cut short."""
+    if len(avcc) < 6:
+        raise ValueError("avcC shorter than its fixed fields")
+    pos = 5
+    found: list[list[bytes]] = []
+    for count_mask in (0x1F, 0xFF):  # numOfSequenceParameterSets (5 bits), numOfPictureParameterSets (8 bits)
+        if pos >= len(avcc):
+            raise ValueError("avcC ends before its parameter set count")
+        count = avcc[pos] & count_mask
+        pos += 1
+        units = []
+        for _ in range(count):
+            if pos + 2 > len(avcc):
+                raise ValueError("avcC ends inside a parameter set")
+            size = struct.unpack_from(">H", avcc, pos)[0]
+            if pos + 2 + size > len(avcc):
+                raise ValueError("avcC ends inside a parameter set")
+            units.append(bytes(avcc[pos + 2 : pos + 2 + size]))
+            pos += 2 + size
+        found.append(units)
+    return found[0], found[1]
+
+
+def aac_specific_config(esds: bytes) -> bytes | None:
+    """The AudioSpecificConfig (DecoderSpecificInfo) of an MPEG-4 Audio esds payload, or None for another object
+    type or none given."""
+    found = _decoder_config(esds)
+    if found is None or found[0] != 0x40 or not found[1]:
+        return None
+    return bytes(found[1])
+
+
 def _children(entry: bytes, start: int) -> dict[bytes, bytes]:
     """Payloads of the boxes after the fixed fields; a wave box (QuickTime) is opened one level."""
     found: dict[bytes, bytes] = {}

@@ -4,6 +4,8 @@ cmaf_header:   ftyp(cmfc) + moov(mvhd, trak(tkhd, mdia(mdhd, hdlr, minf(xmhd, di
                tables)))), mvex(trex)). The sample entries (stsd) are the source's, byte for byte.
 cmaf_fragment: styp + moof(mfhd, traf(tfhd default-base-is-moof, tfdt v1, trun v1)) + mdat, where the
                mdat payload is the source's sample bytes, returned as SourceRanges (never read here).
+movie_fragment + sample_records: the moof/mdat part alone, shared with Smooth fragments (smooth.py), which
+               carry other boxes in traf and times in another timescale.
 
 trun carries duration, size, flags and a signed composition offset for every sample (flags 0xF01), so
 variable frame rates and B-frames need no defaults. Sample flags: sync samples "depend on no other"
@@ -28,7 +30,7 @@ SYNC_SAMPLE_FLAGS = 0x02000000  # sample_depends_on = 2
 NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample = 1
 TRUN_FLAGS = 0x000F01  # data-offset, sample-duration, -size, -flags, -composition-time-offset present
 TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
-_TRUN_SAMPLE = np.dtype([("duration", ">u4"), ("size", ">u4"), ("flags", ">u4"), ("composition_offset", ">i4")])
+TRUN_SAMPLE = np.dtype([("duration", ">u4"), ("size", ">u4"), ("flags", ">u4"), ("composition_offset", ">i4")])
 
 
 def _full_box(fourcc: bytes, version: int, flags: int, payload: bytes) -> bytes:
@@ -82,39 +84,44 @@ def cmaf_header(track: Track) -> bytes:
     return ftyp + box(b"moov", mvhd + trak_box + box(b"mvex", trex))
 
 
-def cmaf_fragment(timeline: TrackTimeline, index: int) -> tuple[bytes, list[SourceRange]]:
-    """Segment `index` (0-based) of a track: (styp + moof + mdat header, the mdat payload's source ranges).
-
-    The mfhd sequence_number is index + 1. Contiguous samples are coalesced into one SourceRange.
-    Raises IndexError for an index outside 0..segment_count-1.
-    """
+def sample_records(timeline: TrackTimeline, index: int) -> np.ndarray:
+    """trun sample records of segment `index` (0-based), in the track's timescale: duration, size, flags and
+    composition offset (with the timeline's composition shift). Raises IndexError outside 0..segment_count-1."""
     if not 0 <= index < timeline.segment_count:
         raise IndexError(f"segment {index} of {timeline.segment_count}")
     table = timeline.track.table
-    first, stop = int(timeline.first_sample[index]), int(timeline.stop_sample[index])
-    window = slice(first, stop)
-    sizes = table.size_bytes[window].astype(np.int64)
-    offsets = table.offset_bytes[window]
-
-    samples = np.empty(stop - first, dtype=_TRUN_SAMPLE)
+    window = slice(int(timeline.first_sample[index]), int(timeline.stop_sample[index]))
+    samples = np.empty(window.stop - window.start, dtype=TRUN_SAMPLE)
     samples["duration"] = table.duration_ticks[window]
-    samples["size"] = sizes
+    samples["size"] = table.size_bytes[window]
     samples["flags"] = np.where(table.is_sync[window], SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
     samples["composition_offset"] = table.cts_offset_ticks[window] + timeline.composition_shift_ticks
+    return samples
 
-    styp = box(b"styp", b"msdh" + struct.pack(">I", 0) + b"msdhmsixcmfs")
+
+def movie_fragment(timeline: TrackTimeline, index: int, samples: np.ndarray, *, track_id: int,
+                   before_trun: bytes = b"", after_trun: bytes = b"") -> tuple[bytes, list[SourceRange]]:
+    """moof(mfhd, traf(tfhd default-base-is-moof, `before_trun`, trun v1, `after_trun`)) + mdat header for segment
+    `index`, with `samples` (from `sample_records`, times possibly rescaled), and the mdat payload's source ranges.
+
+    The mfhd sequence_number is index + 1. Contiguous samples are coalesced into one SourceRange.
+    """
+    table = timeline.track.table
+    first = int(timeline.first_sample[index])
+    sizes = table.size_bytes[first : first + len(samples)].astype(np.int64)
+    offsets = table.offset_bytes[first : first + len(samples)]
+
     mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", index + 1))
-    tfhd = _full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", timeline.track.track_id))
-    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", int(timeline.decode_time_ticks[index])))
+    tfhd = _full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
     trun_fixed = 8 + 4 + 4 + 4  # box header, version+flags, sample_count, data_offset
     trun_size = trun_fixed + samples.nbytes
-    traf_size = 8 + len(tfhd) + len(tfdt) + trun_size
+    traf_size = 8 + len(tfhd) + len(before_trun) + trun_size + len(after_trun)
     moof_size = 8 + len(mfhd) + traf_size
     payload_bytes = int(sizes.sum())
     mdat_header = box_header(b"mdat", payload_bytes)
     data_offset = moof_size + len(mdat_header)  # default-base-is-moof: relative to the moof's first byte
-    trun = _full_box(b"trun", 1, TRUN_FLAGS, struct.pack(">Ii", stop - first, data_offset) + samples.tobytes())
-    moof = box(b"moof", mfhd + box(b"traf", tfhd + tfdt + trun))
+    trun = _full_box(b"trun", 1, TRUN_FLAGS, struct.pack(">Ii", len(samples), data_offset) + samples.tobytes())
+    moof = box(b"moof", mfhd + box(b"traf", tfhd + before_trun + trun + after_trun))
     if len(moof) != moof_size:
         raise AssertionError("moof size differs from the data_offset it was written with")
 
@@ -124,4 +131,17 @@ def cmaf_fragment(timeline: TrackTimeline, index: int) -> tuple[bytes, list[Sour
     ends = np.append(breaks, len(sizes))
     run_bytes = np.add.reduceat(sizes, starts) if len(sizes) else sizes
     ranges = [SourceRange(int(offsets[s]), int(b)) for s, e, b in zip(starts, ends, run_bytes) if b]
-    return styp + moof + mdat_header, ranges
+    return moof + mdat_header, ranges
+
+
+def cmaf_fragment(timeline: TrackTimeline, index: int) -> tuple[bytes, list[SourceRange]]:
+    """Segment `index` (0-based) of a track: (styp + moof + mdat header, the mdat payload's source ranges).
+
+    The mfhd sequence_number is index + 1. Contiguous samples are coalesced into one SourceRange.
+    Raises IndexError for an index outside 0..segment_count-1.
+    """
+    samples = sample_records(timeline, index)
+    styp = box(b"styp", b"msdh" + struct.pack(">I", 0) + b"msdhmsixcmfs")
+    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", int(timeline.decode_time_ticks[index])))
+    head, ranges = movie_fragment(timeline, index, samples, track_id=timeline.track.track_id, before_trun=tfdt)
+    return styp + head, ranges

@@ -20,12 +20,15 @@ from ..isobmff.movie import Movie
 from .segmenter import TrackTimeline, segment_movie
 from .urls import representation_id
 
-Protocol = Literal["hls", "dash"]
+Protocol = Literal["hls", "dash", "smooth"]
 
 # The codec matrix (see package/__init__.py): sample entry 4CCs each protocol's manifests list.
 CMAF_VIDEO = frozenset({b"avc1", b"avc3", b"hvc1", b"hev1", b"av01"})
 CMAF_AUDIO = frozenset({b"mp4a", b"ac-3", b"ec-3", b"Opus"})
-CARRIED_BY: dict[str, frozenset[bytes]] = {"hls": CMAF_VIDEO | CMAF_AUDIO, "dash": CMAF_VIDEO | CMAF_AUDIO}
+# Smooth: what MS-SSTR clients (dash.js MSS) decode, H.264 and AAC; smooth.py also leaves out non-AAC mp4a.
+SMOOTH_CODECS = frozenset({b"avc1", b"avc3", b"mp4a"})
+CARRIED_BY: dict[str, frozenset[bytes]] = {"hls": CMAF_VIDEO | CMAF_AUDIO, "dash": CMAF_VIDEO | CMAF_AUDIO,
+                                           "smooth": SMOOTH_CODECS}
 
 
 @dataclass(frozen=True, eq=False)

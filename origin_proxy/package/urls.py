@@ -9,6 +9,9 @@ base/manifest.mpd  base/.mpd                   DASH MPD
 base/cmaf1/<rep>/playlist.m3u8                 HLS media playlist of one track
 base/cmaf1/<rep>/init.mp4                      CMAF header (init segment)
 base/cmaf1/<rep>/<n>.m4s                       CMAF fragment n, 1-based
+base/Manifest                                  Smooth Streaming client manifest (MS-SSTR)
+base/QualityLevels(<bitrate>)/Fragments(<stream>=<t>)  Smooth fragment: stream "video"/"audio" (package/smooth.py),
+                                               t its start in 10 MHz units, exactly as the manifest's c@t
 ```
 `cmaf1` is the format-version token: a change of output format gets a new token, so a CDN never mixes old and
 new bytes. `<rep>` is `v` or `a` + the source track_ID (`v1`, `a2`), also the DASH Representation@id. Whether
@@ -27,12 +30,14 @@ from ..errors import NotFound
 FORMAT_TOKEN = "cmaf1"
 MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov")
 
-ResourceKind = Literal["master", "mpd", "playlist", "init", "segment"]
+ResourceKind = Literal["master", "mpd", "playlist", "init", "segment", "smooth", "fragment"]
 
 _MANIFESTS: dict[str, ResourceKind] = {"master.m3u8": "master", ".m3u8": "master",
-                                       "manifest.mpd": "mpd", ".mpd": "mpd"}
+                                       "manifest.mpd": "mpd", ".mpd": "mpd", "Manifest": "smooth"}
 _TRACK_RESOURCE = re.compile(r"(?P<rep>[va][1-9][0-9]{0,9})/(?:(?P<playlist>playlist\.m3u8)|(?P<init>init\.mp4)"
                              r"|(?P<number>[1-9][0-9]{0,8})\.m4s)")
+_SMOOTH_FRAGMENT = re.compile(r"QualityLevels\((?P<bitrate>[1-9][0-9]{0,11})\)"
+                              r"/Fragments\((?P<stream>[a-z][a-z0-9_]{0,31})=(?P<time>0|[1-9][0-9]{0,18})\)")
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,17 @@ class PackageResource:
         text: the resource part of the path as received, e.g. "cmaf1/v1/12.m4s" (used in ETags).
         representation_id: "v1", "a2" ... for track resources; None for master/mpd.
         segment_number: 1-based segment number for kind "segment"; None otherwise.
+        stream, bitrate, fragment_time: for kind "fragment" (Smooth): the StreamIndex name, the QualityLevel
+            bitrate and the start time in 10 MHz units; None otherwise.
     """
 
     kind: ResourceKind
     text: str
     representation_id: str | None = None
     segment_number: int | None = None
+    stream: str | None = None
+    bitrate: int | None = None
+    fragment_time: int | None = None
 
     @property
     def segment_index(self) -> int:
@@ -89,6 +99,10 @@ def parse_resource(text: str) -> PackageResource:
     kind = _MANIFESTS.get(text)
     if kind is not None:
         return PackageResource(kind, text)
+    smooth = _SMOOTH_FRAGMENT.fullmatch(text)
+    if smooth is not None:
+        return PackageResource("fragment", text, stream=smooth["stream"], bitrate=int(smooth["bitrate"]),
+                               fragment_time=int(smooth["time"]))
     token, _, track_part = text.partition("/")
     match = _TRACK_RESOURCE.fullmatch(track_part) if token == FORMAT_TOKEN else None
     if match is None:

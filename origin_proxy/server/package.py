@@ -17,7 +17,7 @@ from fractions import Fraction
 from aiohttp import web
 
 from ..errors import NotFound
-from ..package import dash, hls
+from ..package import dash, hls, smooth
 from ..package.cmaf import cmaf_fragment, cmaf_header
 from ..package.tracks import CARRIED_BY, Packaging, Protocol, package_movie
 from ..package.urls import FORMAT_TOKEN, PackageResource
@@ -29,6 +29,7 @@ from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")
 
+SMOOTH_CONTENT_TYPE = "text/xml"
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 DASH_CONTENT_TYPE = "application/dash+xml"
 
@@ -65,6 +66,8 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
         packaging = await state.cache.get_or_load((*version, "packaging", target_s), load_packaging)
         variant = f"{FORMAT_TOKEN}\0{resource.kind}\0{resource.representation_id}\0{resource.segment_number}" \
                   f"\0{target_s}"
+        if resource.kind in ("smooth", "fragment"):
+            return await smooth_planned(media_ref.identity, packaging, resource, variant, state, version, target_s)
         if resource.kind in ("master", "mpd"):
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
@@ -98,3 +101,26 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
         return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
 
     return await serve_plan(request, state, media_ref, build)
+
+
+async def smooth_planned(identity: str, packaging: Packaging, resource: PackageResource, variant: str,
+                         state: EdgeState, version: tuple, target_s: Fraction) -> Planned:
+    """The Smooth client manifest (cached text) or one Smooth fragment (kinds "smooth", "fragment"). Raises
+    NotFound for a stream, bitrate or time the manifest does not list."""
+    service = state.config.service
+    if resource.kind == "smooth":
+        async def render() -> Rendered:
+            streams, left_out = smooth.smooth_streams(packaging)
+            if left_out:
+                log.info("%s: SMOOTH leaves out %s (codec not carried)", identity,
+                         ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
+                                   for t in left_out))
+            return Rendered(smooth.client_manifest(streams).encode())
+
+        rendered = await state.cache.get_or_load((*version, "smooth", target_s), render)
+        return Planned(Plan((rendered.body,), SMOOTH_CONTENT_TYPE), variant, service.cache_control_manifests)
+    streams, _ = smooth.smooth_streams(packaging)
+    stream = smooth.find_stream(streams, resource.stream or "", resource.bitrate or 0)
+    head, ranges = smooth.smooth_fragment(stream, stream.fragment_index(resource.fragment_time or 0))
+    content_type = "video/mp4" if stream.track.is_video else "audio/mp4"
+    return Planned(Plan((head, *ranges), content_type), f"{variant}\0{resource.text}", service.cache_control_segments)

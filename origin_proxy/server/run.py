@@ -57,6 +57,7 @@ async def serve(config: AppConfig, config_path: Path | None, remap_path: Path | 
     service = config.service
     app = make_app(config)
     runner = web.AppRunner(app, shutdown_timeout=service.shutdown_timeout_s,
+                           keepalive_timeout=service.keepalive_timeout_s,
                            **configure_access_log(service.access_log))
     await runner.setup()
     watchdog = None
