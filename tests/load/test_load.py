@@ -1,4 +1,5 @@
-"""Load: `wrk` at 64 connections over a mix of `?start=` clips and Range requests against a real
+"""Load: `wrk` at 64 connections over a mix of `?start=` clips, Range requests, and HLS playlists, init and
+media segments (the URLs the server's own master playlists list) against a real
 `origin-proxy serve` process (issue 5 §5). Verdicts: wrk reports zero socket errors and zero non-2xx
 answers; the server's RSS after the run is within a bound of its RSS after warm-up; its open file
 descriptors return to the warmed-up count. The request mix is a Lua script handed to wrk.
@@ -28,18 +29,54 @@ FILES = ["mp4/bbb_prog_10s.mp4", "mp4/long_1080p_lowbitrate.mp4", "mp4/edts.mp4"
          "mp4/sample_with_increasing_timestamps_320w_240h_5s.mp4"]
 LUA = r"""
 local paths = {%(paths)s}
+local packaged = {%(packaged)s}
 local i = 0
 request = function()
   i = i + 1
   local path = paths[(i %% #paths) + 1]
-  if i %% 3 == 0 then
+  if i %% 4 == 0 then
     return wrk.format("GET", path, {["Range"] = "bytes=0-65535"})
-  elseif i %% 3 == 1 then
+  elseif i %% 4 == 1 then
     return wrk.format("GET", path .. "?start=" .. ((i %% 40) / 10.0) .. "&end=" .. ((i %% 40) / 10.0 + 3))
+  elseif i %% 4 == 2 then
+    return wrk.format("GET", packaged[(i %% #packaged) + 1])
   end
   return wrk.format("GET", path .. "?start=" .. ((i %% 50) / 10.0), {["Range"] = "bytes=100-20000"})
 end
 """
+
+
+def _packaged_paths(port: int, media_path: str) -> list[str]:
+    """The HLS master, its media playlists, init segments and first media segments of one file, as the
+    server lists them (so the load uses real segment URLs)."""
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            return response.read().decode()
+
+    def uri_of(line: str) -> str | None:
+        quoted = re.search(r'URI="([^"]+)"', line)
+        if quoted:
+            return quoted.group(1)
+        return line if line and not line.startswith("#") else None
+
+    master = f"{media_path}/master.m3u8"
+    found = [master]
+    for line in get(master).splitlines():
+        uri = uri_of(line)
+        if not uri:
+            continue
+        playlist = f"{media_path}/{uri}"
+        found.append(playlist)
+        directory = playlist.rsplit("/", 1)[0]
+        segments = 0
+        for entry in get(playlist).splitlines():
+            target = uri_of(entry)
+            if target and (entry.startswith("#EXT-X-MAP:") or segments < 3):
+                segments += not entry.startswith("#")
+                found.append(f"{directory}/{target}")
+    return found
 
 
 def _rss_kib(pid: int) -> int:
@@ -69,8 +106,11 @@ def test_wrk_mix_has_no_errors_flat_rss_and_no_fd_leak(tmp_path):
     try:
         line = server.stdout.readline()
         port = int(re.search(r":(\d+)\s*$", line).group(1))
+        packaged = [p for name in FILES[:2] for p in _packaged_paths(port, f"/m/{name}")]
+        assert any(p.endswith(".m4s") for p in packaged) and any(p.endswith("init.mp4") for p in packaged)
         script = tmp_path / "mix.lua"
-        script.write_text(LUA % {"paths": ", ".join(f'"/m/{name}"' for name in FILES)})
+        script.write_text(LUA % {"paths": ", ".join(f'"/m/{name}"' for name in FILES),
+                                 "packaged": ", ".join(f'"{p}"' for p in packaged)})
         for name in FILES:  # every clip path answers before the load starts
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/m/{name}?start=1", timeout=10) as response:
                 assert response.status == 200
