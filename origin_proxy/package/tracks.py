@@ -8,7 +8,7 @@ MovieFile.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -37,6 +37,7 @@ class PackagedTrack:
 
     timeline: TrackTimeline
     info: SampleEntryInfo
+    rep_id: str | None = None  # a set's URL token ("v2", package/ism.py); None: from the track_ID
 
     @property
     def is_video(self) -> bool:
@@ -44,6 +45,8 @@ class PackagedTrack:
 
     @property
     def representation_id(self) -> str:
+        if self.rep_id is not None:
+            return self.rep_id
         track = self.timeline.track
         return representation_id(track.handler_type, track.track_id)
 
@@ -114,3 +117,27 @@ def package_movie(movie: Movie, target_duration_s: Fraction) -> Packaging:
         info = describe_sample_entry(entry, track.handler_type) if entry else SampleEntryInfo(track.codec, "")
         tracks.append(PackagedTrack(timeline, info))
     return Packaging(tuple(tracks), target_duration_s)
+
+
+def package_set(members: list[tuple[str, PackagedTrack]], target_duration_s: Fraction) -> Packaging:
+    """The Packaging of a multi-bitrate set (package/ism.py): each member track, cut with its own file, renamed
+    to its switch token. Video tracks come first, by increasing peak bandwidth (the order of HLS variants and DASH
+    Representations), then audio in switch order."""
+    renamed = [replace(track, rep_id=rep_id) for rep_id, track in members]
+    video = sorted((t for t in renamed if t.is_video), key=lambda t: t.timeline.peak_bandwidth_bps())
+    return Packaging(tuple(video + [t for t in renamed if not t.is_video]), target_duration_s)
+
+
+def misaligned_variants(packaging: Packaging) -> list[str]:
+    """Representation ids of the video tracks whose segment start times (rounded to the ms) differ from the first
+    video track's: players switching between them may see a glitch at a switch. Empty when they all agree."""
+    video = [t for t in packaging.tracks if t.is_video]
+    if not video:
+        return []
+
+    def starts_ms(track: PackagedTrack) -> list[int]:
+        tl = track.timeline
+        return [round(max(int(t), 0) * 1000 / tl.timescale) for t in tl.presentation_time_ticks]
+
+    reference = starts_ms(video[0])
+    return [t.representation_id for t in video[1:] if starts_ms(t) != reference]

@@ -1,7 +1,8 @@
 """Packaging URLs (DESIGN.md §5): split a mapped path into the MP4 and the packaging resource asked of it. Pure.
 
-The resource follows the last path segment ending in .mp4, .m4v or .mov (case-insensitive; our own
-`init.mp4` excepted):
+The resource follows the last path segment ending in .mp4, .m4v, .mov or .ism (case-insensitive; our own
+`init.mp4` excepted). A `.ism` base is a multi-bitrate set: the same resources, with `<rep>` = `v`/`a` + the
+1-based position of the track in the .ism's switch (`set.ism/cmaf1/v2/3.m4s`, see package/ism.py).
 
 ```text
 base/master.m3u8   base/.m3u8                  HLS master playlist (the second is the USP-style alias)
@@ -28,7 +29,7 @@ from typing import Literal
 from ..errors import NotFound
 
 FORMAT_TOKEN = "cmaf1"
-MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov")
+MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".ism")  # .ism: a multi-bitrate set (package/ism.py)
 
 ResourceKind = Literal["master", "mpd", "playlist", "init", "segment", "smooth", "fragment"]
 

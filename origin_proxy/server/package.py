@@ -16,10 +16,11 @@ from fractions import Fraction
 
 from aiohttp import web
 
+from ..config import ServiceConfig
 from ..errors import NotFound
 from ..package import dash, hls, smooth
 from ..package.cmaf import cmaf_fragment, cmaf_header
-from ..package.tracks import CARRIED_BY, Packaging, Protocol, package_movie
+from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, package_movie
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
@@ -72,35 +73,46 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
             async def render() -> Rendered:
-                kept, left_out = packaging.carried_by(protocol)
-                if left_out:
-                    log.info("%s: %s leaves out %s (codec not carried)", media_ref.identity, protocol.upper(),
-                             ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
-                                       for t in left_out))
-                text = hls.master_playlist(kept) if protocol == "hls" else dash.mpd(packaging, kept)
-                return Rendered(text.encode())
+                return render_manifest(media_ref.identity, packaging, protocol)
 
             rendered = await state.cache.get_or_load((*version, resource.kind, target_s), render)
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
-        track = packaging.track(resource.representation_id)
-        if resource.kind == "playlist":
-            if track.info.fourcc not in CARRIED_BY["hls"]:
-                raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
-            body = hls.media_playlist(track).encode()
-            return Planned(Plan((body,), HLS_CONTENT_TYPE), variant, service.cache_control_manifests)
-        content_type = "video/mp4" if track.is_video else "audio/mp4"
-        if resource.kind == "init":
-            return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant,
-                           service.cache_control_segments)
-        if not 0 <= resource.segment_index < track.segment_count:
-            raise NotFound("no such segment", segment_number=resource.segment_number,
-                           segment_count=track.segment_count)
-        head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
-        return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
+        return track_planned(packaging.track(resource.representation_id), resource, variant, service)
 
     return await serve_plan(request, state, media_ref, build)
+
+
+def render_manifest(identity: str, packaging: Packaging, protocol: Protocol) -> Rendered:
+    """The HLS master playlist or the MPD of `packaging`; tracks the protocol cannot carry are left out with one
+    log line. Raises UnpackageableMedia when none is left."""
+    kept, left_out = packaging.carried_by(protocol)
+    if left_out:
+        log.info("%s: %s leaves out %s (codec not carried)", identity, protocol.upper(),
+                 ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
+                           for t in left_out))
+    text = hls.master_playlist(kept) if protocol == "hls" else dash.mpd(packaging, kept)
+    return Rendered(text.encode())
+
+
+def track_planned(track: PackagedTrack, resource: PackageResource, variant: str, service: ServiceConfig) -> Planned:
+    """The media playlist, CMAF header or CMAF fragment of one track (kinds "playlist", "init", "segment").
+    Raises NotFound for a segment the track does not have."""
+    if resource.kind == "playlist":
+        if track.info.fourcc not in CARRIED_BY["hls"]:
+            raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
+        body = hls.media_playlist(track).encode()
+        return Planned(Plan((body,), HLS_CONTENT_TYPE), variant, service.cache_control_manifests)
+    content_type = "video/mp4" if track.is_video else "audio/mp4"
+    if resource.kind == "init":
+        return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant,
+                       service.cache_control_segments)
+    if not 0 <= resource.segment_index < track.segment_count:
+        raise NotFound("no such segment", segment_number=resource.segment_number,
+                       segment_count=track.segment_count)
+    head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
+    return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
 
 
 async def smooth_planned(identity: str, packaging: Packaging, resource: PackageResource, variant: str,

@@ -1,5 +1,6 @@
 """GET/HEAD of a mapped media path: the file as is, or cut at `?start=&end=` (DESIGN.md §2, §4), or a packaging
-resource of it (`movie.mp4/master.m3u8` ..., handed to server/package.py, DESIGN.md §5).
+resource of it (`movie.mp4/master.m3u8` ..., handed to server/package.py, DESIGN.md §5), or of a multi-bitrate set
+(`set.ism/master.m3u8` ..., server/package_set.py).
 
 Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile) -> served by
 server/serve.py (conditionals, ranges, HEAD, streaming; shared with the packaging handler).
@@ -11,6 +12,7 @@ import posixpath
 
 from aiohttp import web
 
+from ..package.ism import is_ism_path
 from ..package.urls import split_package_path
 from ..plan import Plan, SourceRange
 from ..remap import SourceRef
@@ -18,6 +20,7 @@ from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
 from ..source import Source
 from .package import handle_package
+from .package_set import handle_set
 from .serve import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
 from .state import EDGE_STATE, EdgeState
 
@@ -35,7 +38,8 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     ref = state.remap.resolve(request.rel_url.raw_path, request.host)
     packaged = split_package_path(ref.rest)
     if packaged is not None:
-        return await handle_package(request, state, ref, packaged[1])
+        handler = handle_set if is_ism_path(packaged[0]) else handle_package
+        return await handler(request, state, ref, packaged[1])
     clip = _clip_request(request, ref, state)
 
     async def build(source: Source) -> Planned:

@@ -1,0 +1,157 @@
+"""GET/HEAD of a packaging resource of a multi-bitrate set: a `.ism` server manifest naming several MP4s
+(DESIGN.md §5, package/ism.py), packaged as one HLS master playlist / one MPD.
+
+Flow: the .ism path is mapped on its own -> its bytes (bounded) -> cached ServerManifest -> each src is mapped
+relative to the .ism's folder through the same remap rule (a src resolving under another rule is refused) ->
+every member MP4 through the usual source + MovieFile + Packaging caches -> the set's Packaging (tracks renamed to
+their switch tokens "v1", "a4") -> manifests served from the .ism's source; playlists, init and media segments
+served from the member's source (SourceRanges of that file), so sendfile and Range work as for single files.
+
+ETags: manifests depend on the .ism and every member's validator; track resources on the member's and the .ism's.
+A src that does not exist, or names a track its file lacks, is MalformedMedia (502: our upstream's .ism is wrong).
+Mismatched GOPs across video variants are allowed, with one WARNING when the set's Packaging is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from fractions import Fraction
+from urllib.parse import quote
+
+from aiohttp import web
+
+from ..errors import MalformedMedia, NotFound, UnsupportedMedia
+from ..package.ism import MAX_ISM_BYTES, ServerManifest, SwitchEntry, parse_ism
+from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_variants, package_movie, package_set
+from ..package.urls import FORMAT_TOKEN, PackageResource
+from ..plan import Plan
+from ..remap import SourceRef
+from ..source import Source, open_source
+from .package import DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, track_planned
+from .serve import Planned, cached_movie_file, serve_plan
+from .state import EdgeState
+
+log = logging.getLogger("origin_proxy.server")
+
+# Path characters a src may keep literal when it is appended to the .ism's (percent-encoded) folder.
+_SRC_SAFE = "/-._~!$&'()*+,;=@"
+
+
+async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
+                     resource: PackageResource) -> web.StreamResponse:
+    """Serve `resource` of the set whose .ism the request path names. Raises NotFound (no such track or segment,
+    no .ism), MalformedMedia (bad .ism, missing member), UnsupportedMedia (.ism too large)."""
+    raw_path = request.rel_url.raw_path
+    if not raw_path.endswith("/" + resource.text):  # the resource part was percent-encoded: not one of ours
+        raise NotFound("no such packaging resource", resource=resource.text)
+    ism_raw = raw_path[: -len(resource.text) - 1]
+    ism_ref = state.remap.resolve(ism_raw, request.host)
+    target_s = Fraction(str(ism_ref.rule.segment_duration_s))
+    service = state.config.service
+    folder_raw = ism_raw.rsplit("/", 1)[0]
+
+    def member_ref(src: str) -> SourceRef:
+        member = state.remap.resolve(f"{folder_raw}/{quote(src, safe=_SRC_SAFE)}", request.host)
+        if member.rule != ism_ref.rule:
+            raise MalformedMedia("the .ism names a source outside its remap rule", src=src)
+        return member
+
+    async def member_packaging(src: str) -> tuple[str, Packaging]:
+        """(the member's validator, its Packaging), through the usual caches."""
+        mref = member_ref(src)
+        try:
+            source = await open_source(mref, state.session)
+        except NotFound:
+            raise MalformedMedia("the .ism names a file that does not exist", src=src) from None
+        async with source:
+            movie_file = await cached_movie_file(mref, state, source)
+
+            async def load() -> Packaging:
+                return package_movie(movie_file.movie, target_s)
+
+            packaging = await state.cache.get_or_load((source.identity, source.validator, "packaging", target_s),
+                                                      load)
+            return source.validator, packaging
+
+    if resource.kind in ("master", "mpd"):
+        protocol: Protocol = "hls" if resource.kind == "master" else "dash"
+
+        async def build_manifest(ism_source: Source) -> Planned:
+            manifest = await _server_manifest(state, ism_ref, ism_source)
+            loaded = dict(zip(manifest.sources, await asyncio.gather(*map(member_packaging, manifest.sources))))
+            validators = tuple(loaded[src][0] for src in manifest.sources)
+            version = (ism_source.identity, ism_source.validator, validators, target_s)
+
+            async def load_set() -> Packaging:
+                members = [(e.representation_id, _select(loaded[e.src][1], e)) for e in manifest.entries]
+                packaging = package_set(members, target_s)
+                misaligned = misaligned_variants(packaging)
+                if misaligned:
+                    log.warning("%s: segment boundaries of %s differ from the first variant's (mismatched GOPs); "
+                                "players may glitch when switching", ism_ref.identity, ", ".join(misaligned))
+                return packaging
+
+            packaging = await state.cache.get_or_load((*version, "set"), load_set)
+
+            async def render() -> Rendered:
+                return render_manifest(ism_ref.identity, packaging, protocol)
+
+            rendered = await state.cache.get_or_load((*version, resource.kind), render)
+            variant = "\0".join((FORMAT_TOKEN, resource.kind, str(target_s), *validators))
+            content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
+            return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
+
+        return await serve_plan(request, state, ism_ref, build_manifest)
+
+    if resource.kind not in ("playlist", "init", "segment"):  # Smooth of a set: not built yet
+        raise NotFound("no such packaging resource for a .ism set", resource=resource.text)
+    async with await open_source(ism_ref, state.session) as ism_source:
+        manifest = await _server_manifest(state, ism_ref, ism_source)
+        ism_validator = ism_source.validator
+    try:
+        entry = manifest.entry(resource.representation_id)
+    except KeyError:
+        raise NotFound("no such track in the set", representation_id=resource.representation_id) from None
+    mref = member_ref(entry.src)
+
+    async def build_track(source: Source) -> Planned:
+        movie_file = await cached_movie_file(mref, state, source)
+
+        async def load() -> Packaging:
+            return package_movie(movie_file.movie, target_s)
+
+        packaging = await state.cache.get_or_load((source.identity, source.validator, "packaging", target_s), load)
+        track = package_set([(entry.representation_id, _select(packaging, entry))], target_s).tracks[0]
+        variant = "\0".join((FORMAT_TOKEN, resource.text, str(target_s), ism_validator))
+        return track_planned(track, resource, variant, service)
+
+    try:
+        return await serve_plan(request, state, mref, build_track)
+    except NotFound as exc:
+        if exc.message == "no such file":
+            raise MalformedMedia("the .ism names a file that does not exist", src=entry.src) from None
+        raise
+
+
+async def _server_manifest(state: EdgeState, ism_ref: SourceRef, ism_source: Source) -> ServerManifest:
+    """The parsed .ism of the opened source's version, from the metadata cache or one shared load."""
+
+    async def load() -> ServerManifest:
+        if ism_source.size_bytes > MAX_ISM_BYTES:
+            raise UnsupportedMedia(f"the .ism is larger than {MAX_ISM_BYTES} bytes", identity=ism_ref.identity)
+        return parse_ism(await ism_source.read(0, ism_source.size_bytes))
+
+    return await state.cache.get_or_load((ism_source.identity, ism_source.validator, "ism"), load)
+
+
+def _select(packaging: Packaging, entry: SwitchEntry) -> PackagedTrack:
+    """The member track an entry names: its trackID, or the file's first track of its kind. Raises MalformedMedia."""
+    want_video = entry.kind == "video"
+    for track in packaging.tracks:
+        if track.is_video != want_video or track.timeline.track.handler_type not in (b"vide", b"soun"):
+            continue
+        if entry.track_id is None or track.timeline.track.track_id == entry.track_id:
+            return track
+    raise MalformedMedia(f"the .ism names {entry.kind} track {entry.track_id or '(first)'} of a file without it",
+                         src=entry.src)
