@@ -8,7 +8,9 @@
   track_ID 1, and a tfxd whose times are the chunk's c@t and c@d; the mdat holds exactly the trun's sample bytes.
 - A time, bitrate or stream name the manifest does not list is 404; Range and If-None-Match work on fragments;
   HEVC is left out with a log line (Smooth carries H.264 and AAC only).
-- Real player: dash.js with its MSS plugin plays bbb_prog_10s.mp4/Manifest to the end and seeks.
+- Real player: dash.js with its MSS plugin plays bbb_prog_10s.mp4, edts.mp4 (edit list, B-frames) and a generated
+  60 s movie (irregular GOPs, 48 kHz audio, 2 s fragments) to the end and seeks. sample.mp4 is too short (1 s) for
+  the harness, which wants 1 s of playback after a seek to the middle, whatever the protocol.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 
 import mediatools as mt
 from conftest import MEDIA_ROOT, make_config
+from media_fixtures import movie_60s  # noqa: F401  (session fixture)
 
 SHARED_FILES = ["mp4/bbb_prog_10s.mp4", "mp4/sample.mp4", "mp4/edts.mp4"]
 TICKS = 10_000_000
@@ -188,15 +191,49 @@ async def test_hevc_is_left_out_with_a_log_line(edge, caplog):
     assert any("SMOOTH leaves out track 1 hvc1" in r.getMessage() for r in caplog.records), caplog.text
 
 
-@pytest.mark.players
-def test_dashjs_mss_plays_and_seeks():
+async def test_generated_movie_fragments_and_times(edge_client, movie_60s):  # noqa: F811
+    """Irregular GOPs, B-frames and 48 kHz audio (10 MHz / 48 kHz is no integer) cut at 2 s: the same checks."""
+    client = await edge_client([{"from": "/files/", "to": "file://" + os.fspath(movie_60s.parent) + "/",
+                                 "segment_duration_s": 2}])
+    root = await _manifest(client, movie_60s.name)
+    for stream_index in root.findall("StreamIndex"):
+        chunks = _chunks(stream_index)
+        assert len(chunks) >= 25
+        assert all(t + d == next_t for (t, d), (next_t, _) in zip(chunks, chunks[1:]))
+        for url, t, d in _fragment_urls(movie_60s.name, stream_index):
+            body = await (await client.get(url)).read()
+            at = body.find(TFXD_UUID)
+            assert at > 0 and struct.unpack_from(">QQ", body, at + 20) == (t, d), url
+    probe = mt.ffprobe_streams(movie_60s)
+    for stream_index in root.findall("StreamIndex"):
+        kind = stream_index.get("Type")
+        stream = next(s for s in probe if s["codec_type"] == kind)
+        t, d = _chunks(stream_index)[-1]
+        assert abs((t + d) / TICKS - float(stream["start_time"]) - float(stream["duration"])) < 0.05, kind
+
+
+def _play(rules: list[dict], path: str) -> dict:
     sys.path.insert(0, str(PLAYERS_DIR))
     from harness import play, serve_in_thread
     from origin_proxy.server.app import make_app
 
-    rules = [{"from": "/files/", "to": "file://" + os.fspath(MEDIA_ROOT) + "/"}]
     with serve_in_thread(make_app(make_config(rules))) as base:
-        result = play(f"{base}/files/mp4/bbb_prog_10s.mp4/Manifest", "dashjs", timeout_s=60)
+        return play(f"{base}/files/{path}/Manifest", "dashjs", timeout_s=60)
+
+
+@pytest.mark.players
+@pytest.mark.parametrize("name", ["mp4/bbb_prog_10s.mp4", "mp4/edts.mp4"])
+def test_dashjs_mss_plays_and_seeks(name):
+    result = _play([{"from": "/files/", "to": "file://" + os.fspath(MEDIA_ROOT) + "/"}], name)
     assert result["ok"], result
-    assert (result["video_width"], result["video_height"]) == (320, 240)
-    assert result["audio_tracks"] == 1 and abs(result["duration"] - 9.9) < 0.1
+    video = next(s for s in mt.ffprobe_streams(MEDIA_ROOT / name) if s["codec_type"] == "video")
+    assert (result["video_width"], result["video_height"]) == (video["width"], video["height"])
+    assert result["audio_tracks"] == 1 and abs(result["duration"] - mt.duration_s(MEDIA_ROOT / name)) < 0.1
+
+
+@pytest.mark.players
+def test_dashjs_mss_plays_the_generated_60s_movie(movie_60s):  # noqa: F811
+    result = _play([{"from": "/files/", "to": "file://" + os.fspath(movie_60s.parent) + "/",
+                     "segment_duration_s": 2}], movie_60s.name)
+    assert result["ok"], result
+    assert abs(result["duration"] - 60) < 0.2 and result["seek_point"] > 25
