@@ -44,8 +44,10 @@ _HE_AAC_OBJECT_TYPES = (5, 29)  # SBR, PS: FourCC AACH
 
 
 def rescale(ticks: np.ndarray | int, timescale: int) -> np.ndarray:
-    """Ticks of `timescale` in 10 MHz units, floored (int64; exact for timescales dividing 10 MHz)."""
-    return np.asarray(ticks, dtype=np.int64) * TIMESCALE // timescale
+    """Ticks of `timescale` in 10 MHz units, floored: floor(ticks * 10^7 / timescale), exactly, in int64. Whole
+    seconds and the remainder are scaled apart so that no product overflows (timescales up to 2^32)."""
+    seconds, remainder = np.divmod(np.asarray(ticks, dtype=np.int64), timescale)
+    return seconds * TIMESCALE + remainder * TIMESCALE // timescale
 
 
 @dataclass(frozen=True, eq=False)

@@ -72,3 +72,9 @@ def test_fragments_time_every_sample_exactly(name):
 def test_nothing_smooth_can_carry_is_unpackageable():
     with pytest.raises(UnpackageableMedia):
         smooth_streams(_packaging("mp4/sample_opus.mp4"))
+
+
+@pytest.mark.parametrize("timescale", [1, 30000, 44100, 48000, 90000, 10**7, 10**9, 2**32 - 1])
+def test_rescale_is_exact_floor_without_overflow(timescale):
+    ticks = np.array([0, 1, -1, timescale - 1, -timescale, 10**11, -(10**11), 2**36 + 12345], dtype=np.int64)
+    assert [int(x) for x in rescale(ticks, timescale)] == [int(t) * 10**7 // timescale for t in ticks]
