@@ -1,7 +1,7 @@
 """Crafted hostile MP4s (issue 5's list), each made from a real moov-at-end file by editing one field.
 
-Each file is served through a file:// rule three ways: plain GET (the file's own bytes), `?start=1` and
-`?end=2`. A clip answer must be the status we state for the case, with a one-line text body; when it is
+Each file is served through a file:// rule: plain GET (the file's own bytes), `?start=1`, `?end=2`, and every
+packaging URL (HLS, DASH and Smooth manifests, a playlist, init and media segments: a mapped status, never 500). A clip answer must be the status we state for the case, with a one-line text body; when it is
 200 the body must be an MP4 that ffmpeg decodes cleanly. Nothing may take longer than the timeout, and the
 server must still serve a good clip afterwards. What each case must give:
 - 502 (MalformedMedia): the file contradicts itself (counts, offsets, sizes, timescale 0);
@@ -155,6 +155,11 @@ CASES: dict[str, tuple[Callable[[BoxTree], bytes], int]] = {
 }
 
 
+PACKAGING_RESOURCES = ["master.m3u8", "manifest.mpd", "Manifest", "cmaf1/v1/playlist.m3u8", "cmaf1/v1/init.mp4",
+                       "cmaf1/v1/1.m4s", "cmaf1/a2/1.m4s"]
+MAPPED = {200, 400, 404, 415, 501, 502}
+
+
 @pytest.fixture(scope="module")
 def crafted_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("crafted")
@@ -189,6 +194,12 @@ async def test_crafted_file(edge_client, crafted_dir, tmp_path, name):
             assert mt.decode_errors(clip) == ""
         else:
             assert response.content_type == "text/plain" and body.count(b"\n") <= 1 and body.strip()
+
+    # Every packaging URL: a mapped status (never 500) and a body that is exactly Content-Length long.
+    for resource in PACKAGING_RESOURCES:
+        response, body = await _get(client, f"/c/{name}.mp4/{resource}")
+        assert response.status in MAPPED, (resource, response.status, body[:200])
+        assert len(body) == int(response.headers["Content-Length"]), resource
 
     response, body = await _get(client, "/c/good.mp4?start=1")
     assert response.status == 200 and (await _get(client, "/healthz"))[0].status == 200
