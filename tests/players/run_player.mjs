@@ -11,7 +11,8 @@
 // address space, so Private Network Access does not block them), else http://player-page.test. Then every media
 // request is cross-origin and the media server must send Access-Control-Allow-Origin (and expose/allow Range).
 //
-// Output: the page's window.__result (see player.js) plus timed_out, http_errors (responses >= 400 and failed
+// Output: the page's window.__result (see player.js) plus timed_out, aborted_requests (cancelled by the page),
+// http_errors (responses >= 400 and failed
 // requests), console_errors, browser_version, wall_ms; or harness_error when the browser could not be driven.
 // Exit status 0 whenever the JSON was printed; the caller judges the result.
 import { chromium } from "playwright-core";
@@ -75,7 +76,7 @@ async function main() {
   const started = Date.now();
   const args = parseArgs(process.argv.slice(2));
   const deadline = started + args.timeoutS * 1000;
-  const out = { timed_out: false, http_errors: [], console_errors: [] };
+  const out = { timed_out: false, http_errors: [], aborted_requests: [], console_errors: [] };
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "players-profile-"));
   let context = null;
   // A hard stop in case the browser itself hangs (close() included): print what we have and leave.
@@ -107,7 +108,11 @@ async function main() {
       if (res.status() >= 400 && out.http_errors.length < 30) out.http_errors.push(`${res.status()} ${res.url()}`);
     });
     page.on("requestfailed", (req) => {
-      if (out.http_errors.length < 30) out.http_errors.push(`failed ${req.failure()?.errorText} ${req.url()}`);
+      const reason = req.failure()?.errorText;
+      // net::ERR_ABORTED is the page cancelling its own request (hls.js drops a playlist load when it
+      // switches level); a server that fails shows as ERR_CONNECTION_RESET, ERR_CONTENT_LENGTH_MISMATCH, ...
+      const list = reason === "net::ERR_ABORTED" ? out.aborted_requests : out.http_errors;
+      if (list.length < 30) list.push(`failed ${reason} ${req.url()}`);
     });
     const query = new URLSearchParams({ player: args.player, src: args.src, rate: String(args.rate) });
     await page.goto(`${pageOrigin}${PREFIX}player.html?${query}`, {
