@@ -82,10 +82,11 @@ def adaptation_set(parent: ET.Element, tracks: list[PackagedTrack], set_id: int)
     """One AdaptationSet of tracks sharing media type and language."""
     first = tracks[0]
     content_type = "video" if first.is_video else "audio"
-    element = ET.SubElement(parent, "AdaptationSet", {
-        "id": str(set_id), "contentType": content_type, "mimeType": f"{content_type}/mp4",
-        "segmentAlignment": "true", "startWithSAP": "1", "lang": first.language,
-    })
+    attributes = {"id": str(set_id), "contentType": content_type, "mimeType": f"{content_type}/mp4",
+                  "segmentAlignment": "true", "startWithSAP": "1"}
+    if first.language_tag:  # an RFC 5646 tag (§5.3.3.2); left out when the language is undetermined
+        attributes["lang"] = first.language_tag
+    element = ET.SubElement(parent, "AdaptationSet", attributes)
     for track in tracks:
         representation(element, track)
     return element
@@ -101,7 +102,7 @@ def mpd(packaging: Packaging, tracks: list[PackagedTrack]) -> str:
     period = ET.SubElement(root, "Period", {"id": "0", "start": "PT0S"})
     groups: dict[tuple[bool, str], list[PackagedTrack]] = {}
     for track in tracks:
-        groups.setdefault((not track.is_video, track.language), []).append(track)
+        groups.setdefault((not track.is_video, track.language_tag or ""), []).append(track)
     for set_id, key in enumerate(sorted(groups, key=lambda k: k[0]), start=1):
         adaptation_set(period, groups[key], set_id)
     ET.indent(root)

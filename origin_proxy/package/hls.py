@@ -4,7 +4,8 @@ Master playlist: every audio track is an EXT-X-MEDIA rendition of group "aud" (t
 the audio tracks use several codecs, each codec gets a group of its own ("aud-ac-3", "aud-mp4a.40.2") and every
 video track one EXT-X-STREAM-INF per group, so CODECS never lists a codec a player may lack for the rendition it
 did not pick. BANDWIDTH is the video peak plus the group's largest audio peak (§4.3.4.2: the peak rate of the
-whole variant). An audio-only file gets one EXT-X-STREAM-INF per audio track.
+whole variant). An audio-only file gets one EXT-X-STREAM-INF per audio track. A rendition's LANGUAGE is the RFC 5646
+tag of its mdhd language (PackagedTrack.language_tag), left out when the language is undetermined.
 Media playlist: VOD, EXT-X-MAP to the CMAF header, one EXTINF per segment with its real duration. Segment n
 (1-based, as in the URLs) has Media Sequence Number n: EXT-X-MEDIA-SEQUENCE is 1.
 URIs are relative: the master sits at `base/master.m3u8` (or `base/.m3u8`), track playlists at
@@ -40,12 +41,12 @@ def master_playlist(tracks: list[PackagedTrack]) -> str:
         group_ids = {codec: AUDIO_GROUP if len(groups) == 1 else f"{AUDIO_GROUP}-{codec}" for codec in groups}
         for codec, members in groups.items():
             for position, track in enumerate(members):
-                attributes = [
-                    "TYPE=AUDIO", f"GROUP-ID={_quoted(group_ids[codec])}",
-                    f"NAME={_quoted(f'{track.language} {track.timeline.track.track_id}')}",
-                    f"LANGUAGE={_quoted(track.language)}",
-                    f"DEFAULT={'YES' if position == 0 else 'NO'}", "AUTOSELECT=YES",
-                ]
+                tag = track.language_tag
+                name = f"{tag or 'und'} {track.timeline.track.track_id}"
+                attributes = ["TYPE=AUDIO", f"GROUP-ID={_quoted(group_ids[codec])}", f"NAME={_quoted(name)}"]
+                if tag:  # §4.4.6.1: an RFC 5646 tag; none when the language is undetermined
+                    attributes.append(f"LANGUAGE={_quoted(tag)}")
+                attributes += [f"DEFAULT={'YES' if position == 0 else 'NO'}", "AUTOSELECT=YES"]
                 if track.info.channel_count:
                     attributes.append(f"CHANNELS={_quoted(str(track.info.channel_count))}")
                 attributes.append(f"URI={_quoted(track_resource(track.representation_id, 'playlist.m3u8'))}")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
+import langcodes
 import numpy as np
 
 from ..errors import NotFound, UnpackageableMedia
@@ -29,6 +31,26 @@ CMAF_AUDIO = frozenset({b"mp4a", b"ac-3", b"ec-3", b"Opus"})
 SMOOTH_CODECS = frozenset({b"avc1", b"avc3", b"mp4a"})
 CARRIED_BY: dict[str, frozenset[bytes]] = {"hls": CMAF_VIDEO | CMAF_AUDIO, "dash": CMAF_VIDEO | CMAF_AUDIO,
                                            "smooth": SMOOTH_CODECS}
+
+
+@lru_cache(maxsize=256)
+def language_tag(code: str | None) -> str | None:
+    """The RFC 5646 tag of an mdhd language code (ISO 639-2/T, ISO/IEC 14496-12 §8.4.2.3), in its shortest form.
+
+    RFC 5646 §2.2.1 takes the 2-letter ISO 639-1 code when one exists: "eng" -> "en", "fra" -> "fr"; otherwise
+    the 3-letter code stays: "gsw" -> "gsw". Bibliographic and deprecated codes map to the preferred one
+    ("ger" -> "de"). Returns None for "und", an empty code, or one the IANA subtag registry does not know: HLS
+    then has no LANGUAGE (RFC 8216 §4.4.6.1) and DASH no AdaptationSet@lang (ISO/IEC 23009-1 §5.3.3.2).
+    """
+    if not code or code == "und":
+        return None
+    try:
+        language = langcodes.Language.get(code)
+    except langcodes.LanguageTagError:
+        return None
+    if not language.is_valid() or language.language in (None, "und"):
+        return None
+    return language.to_tag()
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +74,13 @@ class PackagedTrack:
 
     @property
     def language(self) -> str:
+        """The mdhd language as stored: ISO 639-2/T, "und" when unset (for manifests use `language_tag`)."""
         return self.timeline.track.language or "und"
+
+    @property
+    def language_tag(self) -> str | None:
+        """The track's language as an RFC 5646 tag ("en"), or None when undetermined; see `language_tag()`."""
+        return language_tag(self.timeline.track.language)
 
     @property
     def segment_count(self) -> int:

@@ -92,7 +92,7 @@ def test_h264_aac_plays_to_end_and_seeks(edge_base, manifest, player):
 def test_two_languages_are_two_hls_renditions(edge_base):
     with urllib.request.urlopen(f"{edge_base}/gen/languages.mp4/master.m3u8", timeout=10) as resp:
         master = m3u8.loads(resp.read().decode())
-    assert [(m.type, m.language) for m in master.media] == [("AUDIO", "eng"), ("AUDIO", "fra")]
+    assert [(m.type, m.language) for m in master.media] == [("AUDIO", "en"), ("AUDIO", "fr")]  # RFC 5646 tags
     assert len({m.group_id for m in master.media}) == 1 and len(master.playlists) == 1
 
 
