@@ -1,24 +1,34 @@
-"""Smooth Streaming (MS-SSTR) of one MP4: the client manifest and its fragments. Pure: a Packaging in, XML and
-fragment bytes (plus source ranges) out.
+"""Smooth Streaming (MS-SSTR) of one MP4 or of a multi-bitrate set: the client manifest and its fragments. Pure: a
+Packaging in, XML and fragment bytes (plus source ranges) out.
 
-Streams: one StreamIndex per H.264 or AAC track (tracks.CARRIED_BY["smooth"]; an mp4a that is not MPEG-4 Audio
-is left out too), each with one QualityLevel. The first video track is named "video", the first audio track
-"audio"; further ones get their representation id ("audio_a3"). Fragment URL:
+StreamIndexes (MS-SSTR §2.2.2.3): one "video" StreamIndex whose QualityLevels (§2.2.2.5) are the video tracks
+(a single file's, or every variant of a `.ism` set), and one StreamIndex per audio track ("audio", then
+"audio_<representation id>", e.g. "audio_a3", each with its Language). Only H.264 and AAC are carried
+(tracks.CARRIED_BY["smooth"]; an mp4a that is not MPEG-4 Audio is left out too). Fragment URL:
 `QualityLevels({bitrate})/Fragments(<name>={start time})`.
+
+QualityLevels of one StreamIndex share its chunk list (the `c` elements, §2.2.2.6), so a video track joins the
+"video" StreamIndex only when its chunk starts are those of the first video track (same count, each within
+ALIGN_TOLERANCE); one whose key frames fall elsewhere (mismatched GOPs) is left out of the Smooth presentation
+(`SmoothPresentation.misaligned`; the edge logs one WARNING). HLS and DASH still list it. The QualityLevels keep
+the Packaging's order (a set's videos by increasing peak bandwidth), Index 0..n-1.
+Bitrate: the `.ism`'s systemBitrate when the track has one (PackagedTrack.system_bitrate_bps), else the
+measured average; it names the QualityLevel in fragment URLs, so within a StreamIndex a repeated value is raised
+by 1 bps until it is unique.
 
 Times: everything is in 10 MHz units (TimeScale 10 000 000). Segment boundaries (the same as HLS/DASH: the
 presentation start of each segment, clamped to 0, and the track end) are rescaled with integer floor division,
 and c@d is the difference of rescaled boundaries, so the c times add up exactly and c@t of every chunk is the
 time its fragment URL carries. The first c has t, the others only d.
 
-Fragments: moof(mfhd, traf(tfhd, trun v1, tfxd)) + mdat, no styp and no tfdt: the client takes the fragment's
-decode start from the chunk time (dash.js MSS writes tfdt = c@t). So trun times are rescaled to 10 MHz relative to
-that start: sample k's duration is the difference of its rescaled cumulative decode times, and its composition
-offset is (rescaled presentation time) - (chunk start + rescaled decode time since the first sample), signed.
-Every presentation time is then exactly the source's, rescaled. tfhd track_ID is 1: a Smooth client builds its
-own one-track init segment per stream (dash.js MSS rewrites the ID to its own anyway).
-tfxd (MS-SSTR §2.2.4.4): uuid 6d1d9b05-42d5-44e6-80e2-141daff757b2, version 1, fragment_absolute_time and
-fragment_duration = the chunk's c@t and c@d.
+Fragments (§2.2.4): moof(mfhd, traf(tfhd, trun v1, tfxd)) + mdat, no styp and no tfdt: the client takes the
+fragment's decode start from the chunk time (dash.js MSS writes tfdt = c@t). So trun times are rescaled to 10 MHz
+relative to that start: sample k's duration is the difference of its rescaled cumulative decode times, and its
+composition offset is (rescaled presentation time) - (chunk start + rescaled decode time since the first sample),
+signed. Every presentation time is then exactly the source's, rescaled, whichever QualityLevel serves the chunk.
+tfhd track_ID is 1: a Smooth client builds its own one-track init segment per QualityLevel (dash.js MSS rewrites
+the ID to its own anyway). tfxd (§2.2.4.4): uuid 6d1d9b05-42d5-44e6-80e2-141daff757b2, version 1,
+fragment_absolute_time and fragment_duration = the chunk's c@t and c@d.
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from .cmaf import movie_fragment, sample_records
 from .tracks import Packaging, PackagedTrack
 
 TIMESCALE = 10_000_000
+#: Largest difference (10 MHz units, 1 ms) between a QualityLevel's chunk start and the StreamIndex's c@t.
+ALIGN_TOLERANCE = TIMESCALE // 1000
 TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
 SMOOTH_TRACK_ID = 1
 ANNEX_B_START = b"\0\0\0\1"
@@ -51,27 +63,87 @@ def rescale(ticks: np.ndarray | int, timescale: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class SmoothStream:
-    """One StreamIndex: its track, name, bitrate and the chunk times (int64 arrays in 10 MHz units)."""
+class QualityLevel:
+    """One QualityLevel (MS-SSTR §2.2.2.5, TrackElement): a track and how the manifest describes it.
 
-    name: str
+    Attributes:
+        index: 0-based position in its StreamIndex (the Index attribute).
+        track: the packaged track whose samples the fragments carry.
+        bitrate: bits per second, unique within the StreamIndex; the `{bitrate}` of fragment URLs.
+        fourcc: "H264", "AACL" or "AACH".
+        codec_private_data: Annex-B SPS + PPS (H264) or the AudioSpecificConfig (AAC).
+    """
+
+    index: int
     track: PackagedTrack
     bitrate: int
-    codec_private_data: bytes
     fourcc: str
+    codec_private_data: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class SmoothStream:
+    """One StreamIndex (MS-SSTR §2.2.2.3): its name, QualityLevels and shared chunk list.
+
+    Attributes:
+        name: the Name attribute and the stream of fragment URLs ("video", "audio", "audio_a3").
+        levels: one or more QualityLevels, Index order.
+        starts, durations: int64 arrays of shape (C,), c@t and c@d of every chunk in 10 MHz units (the first
+            level's segment boundaries).
+    """
+
+    name: str
+    levels: tuple[QualityLevel, ...]
     starts: np.ndarray
     durations: np.ndarray
+
+    @property
+    def is_video(self) -> bool:
+        return self.levels[0].track.is_video
 
     @property
     def end(self) -> int:
         return int(self.starts[-1] + self.durations[-1]) if len(self.starts) else 0
 
+    def quality_level(self, bitrate: int) -> QualityLevel:
+        """The QualityLevel whose Bitrate is `bitrate` (bps). Raises NotFound for any other."""
+        for level in self.levels:
+            if level.bitrate == bitrate:
+                return level
+        raise NotFound("no such Smooth QualityLevel", stream=self.name, bitrate=bitrate)
+
     def fragment_index(self, time: int) -> int:
-        """The chunk whose c@t is `time`. Raises NotFound for any other time."""
+        """The 0-based chunk whose c@t is `time` (10 MHz units). Raises NotFound for any other time."""
         index = int(np.searchsorted(self.starts, time))
         if index >= len(self.starts) or int(self.starts[index]) != time:
             raise NotFound("no Smooth fragment at this time", stream=self.name, time=time)
         return index
+
+
+@dataclass(frozen=True, eq=False)
+class SmoothPresentation:
+    """What smooth_presentation() makes of a Packaging.
+
+    Attributes:
+        streams: the StreamIndexes, video first, then audio in Packaging order.
+        left_out: tracks Smooth cannot carry (codec, or no usable CodecPrivateData).
+        misaligned: video tracks left out because their chunk starts differ from the first video track's.
+    """
+
+    streams: tuple[SmoothStream, ...]
+    left_out: tuple[PackagedTrack, ...]
+    misaligned: tuple[PackagedTrack, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return 512 + sum(256 + 256 * len(s.levels) + s.starts.nbytes + s.durations.nbytes for s in self.streams)
+
+    def find(self, name: str, bitrate: int) -> tuple[SmoothStream, QualityLevel]:
+        """The StreamIndex and QualityLevel a fragment URL names. Raises NotFound for an unknown name or bitrate."""
+        for stream in self.streams:
+            if stream.name == name:
+                return stream, stream.quality_level(bitrate)
+        raise NotFound("no such Smooth stream", stream=name, bitrate=bitrate)
 
 
 def _chunk_times(track: PackagedTrack) -> tuple[np.ndarray, np.ndarray]:
@@ -107,52 +179,85 @@ def _codec_private_data(track: PackagedTrack) -> tuple[str, bytes] | None:
     return ("AACH" if object_type in _HE_AAC_OBJECT_TYPES else "AACL"), asc
 
 
-def smooth_streams(packaging: Packaging) -> tuple[list[SmoothStream], list[PackagedTrack]]:
-    """(the Smooth streams, the tracks left out). Raises UnpackageableMedia when none is left."""
+def _levels(described: list[tuple[PackagedTrack, str, bytes]]) -> tuple[QualityLevel, ...]:
+    """QualityLevels of one StreamIndex, Index in list order, with unique Bitrates (see the module docstring)."""
+    levels: list[QualityLevel] = []
+    for index, (track, fourcc, private) in enumerate(described):
+        bitrate = track.system_bitrate_bps or max(track.timeline.average_bandwidth_bps(), 1)
+        while any(level.bitrate == bitrate for level in levels):
+            bitrate += 1
+        levels.append(QualityLevel(index, track, bitrate, fourcc, private))
+    return tuple(levels)
+
+
+def _aligned(reference: np.ndarray, starts: np.ndarray) -> bool:
+    return len(reference) == len(starts) and bool(np.all(np.abs(reference - starts) <= ALIGN_TOLERANCE))
+
+
+def smooth_presentation(packaging: Packaging) -> SmoothPresentation:
+    """The StreamIndexes of `packaging` (see the module docstring for the grouping and what is left out).
+    Raises UnpackageableMedia when no StreamIndex is left."""
     kept, left_out = packaging.carried_by("smooth")
-    streams: list[SmoothStream] = []
+    video: list[tuple[PackagedTrack, str, bytes]] = []
+    audio: list[SmoothStream] = []
+    misaligned: list[PackagedTrack] = []
+    video_times: tuple[np.ndarray, np.ndarray] | None = None
     for track in kept:
         described = _codec_private_data(track) if track.segment_count else None
         if described is None:
             left_out.append(track)
             continue
-        kind = "video" if track.is_video else "audio"
-        name = kind if not any(s.track.is_video == track.is_video for s in streams) else \
-            f"{kind}_{track.representation_id}".lower()
         starts, durations = _chunk_times(track)
-        bitrate = max(track.timeline.average_bandwidth_bps(), 1)
-        streams.append(SmoothStream(name, track, bitrate, described[1], described[0], starts, durations))
+        if track.is_video:
+            if video_times is None:
+                video_times = (starts, durations)
+            elif not _aligned(video_times[0], starts):
+                misaligned.append(track)
+                continue
+            video.append((track, *described))
+        else:
+            name = "audio" if not audio else f"audio_{track.representation_id}".lower()
+            audio.append(SmoothStream(name, _levels([(track, *described)]), starts, durations))
+    streams = ([SmoothStream("video", _levels(video), *video_times)] if video_times is not None else []) + audio
     if not streams:
         codecs = ", ".join(t.info.codec_string or t.info.fourcc.decode("latin-1") for t in left_out)
         raise UnpackageableMedia(f"no track can be packaged for SMOOTH (codecs: {codecs})")
-    return streams, left_out
+    return SmoothPresentation(tuple(streams), tuple(left_out), tuple(misaligned))
 
 
 def _stream_index(parent: ET.Element, stream: SmoothStream) -> None:
-    track, info = stream.track, stream.track.info
-    attributes = {"Type": "video" if track.is_video else "audio", "Name": stream.name,
-                  "Chunks": str(len(stream.starts)), "QualityLevels": "1",
+    """StreamIndex (§2.2.2.3) with its QualityLevels (§2.2.2.5) and c elements (§2.2.2.6)."""
+    attributes = {"Type": "video" if stream.is_video else "audio", "Name": stream.name,
+                  "Chunks": str(len(stream.starts)), "QualityLevels": str(len(stream.levels)),
                   "Url": f"QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})"}
-    level = {"Index": "0", "Bitrate": str(stream.bitrate), "FourCC": stream.fourcc}
-    if track.is_video:
-        size = {"MaxWidth": str(info.width or 0), "MaxHeight": str(info.height or 0)}
-        attributes.update(size, DisplayWidth=size["MaxWidth"], DisplayHeight=size["MaxHeight"])
-        level.update(size)
+    if stream.is_video:
+        # The largest picture: MaxWidth/MaxHeight bound every level, DisplayWidth/DisplayHeight are its own.
+        sizes = [(level.track.info.width or 0, level.track.info.height or 0) for level in stream.levels]
+        largest = max(sizes, key=lambda size: size[0] * size[1])
+        attributes.update(MaxWidth=str(max(w for w, _ in sizes)), MaxHeight=str(max(h for _, h in sizes)),
+                          DisplayWidth=str(largest[0]), DisplayHeight=str(largest[1]))
     else:
-        attributes["Language"] = track.language
-        level.update(SamplingRate=str(info.sample_rate_hz or 0), Channels=str(info.channel_count or 0),
-                     BitsPerSample="16", PacketSize="4", AudioTag="255")
-    level["CodecPrivateData"] = stream.codec_private_data.hex().upper()
+        attributes["Language"] = stream.levels[0].track.language
     element = ET.SubElement(parent, "StreamIndex", attributes)
-    ET.SubElement(element, "QualityLevel", level)
+    for level in stream.levels:
+        info = level.track.info
+        quality = {"Index": str(level.index), "Bitrate": str(level.bitrate), "FourCC": level.fourcc}
+        if stream.is_video:
+            quality.update(MaxWidth=str(info.width or 0), MaxHeight=str(info.height or 0))
+        else:
+            quality.update(SamplingRate=str(info.sample_rate_hz or 0), Channels=str(info.channel_count or 0),
+                           BitsPerSample="16", PacketSize="4", AudioTag="255")
+        quality["CodecPrivateData"] = level.codec_private_data.hex().upper()
+        ET.SubElement(element, "QualityLevel", quality)
     for position, (start, duration) in enumerate(zip(stream.starts, stream.durations)):
         chunk = {"t": str(int(start))} if position == 0 else {}
         chunk["d"] = str(int(duration))
         ET.SubElement(element, "c", chunk)
 
 
-def client_manifest(streams: list[SmoothStream]) -> str:
-    """The MS-SSTR client manifest (MajorVersion 2, MinorVersion 2, TimeScale 10 000 000) of `streams`."""
+def client_manifest(streams: tuple[SmoothStream, ...] | list[SmoothStream]) -> str:
+    """The MS-SSTR client manifest (§2.2.2.1 SmoothStreamingMedia: MajorVersion 2, MinorVersion 2, TimeScale
+    10 000 000, Duration the latest stream end) of `streams`, as an XML document string."""
     root = ET.Element("SmoothStreamingMedia", {
         "MajorVersion": "2", "MinorVersion": "2", "TimeScale": str(TIMESCALE),
         "Duration": str(max((s.end for s in streams), default=0)),
@@ -163,17 +268,10 @@ def client_manifest(streams: list[SmoothStream]) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def find_stream(streams: list[SmoothStream], name: str, bitrate: int) -> SmoothStream:
-    """The stream a fragment URL names. Raises NotFound for an unknown name or bitrate."""
-    for stream in streams:
-        if stream.name == name and stream.bitrate == bitrate:
-            return stream
-    raise NotFound("no such Smooth stream", stream=name, bitrate=bitrate)
-
-
-def smooth_fragment(stream: SmoothStream, index: int) -> tuple[bytes, list[SourceRange]]:
-    """Fragment `index` (0-based) of a stream: (moof + mdat header, the mdat payload's source ranges)."""
-    tl = stream.track.timeline
+def smooth_fragment(stream: SmoothStream, level: QualityLevel, index: int) -> tuple[bytes, list[SourceRange]]:
+    """Fragment (§2.2.4) of chunk `index` (0-based, < len(stream.starts)) of `level`, one of `stream`'s levels:
+    (moof + mdat header, the mdat payload's source ranges, in the level's own file)."""
+    tl = level.track.timeline
     samples = sample_records(tl, index)
     table = tl.track.table
     window = slice(int(tl.first_sample[index]), int(tl.stop_sample[index]))

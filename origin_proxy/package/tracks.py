@@ -60,6 +60,7 @@ class PackagedTrack:
     timeline: TrackTimeline
     info: SampleEntryInfo
     rep_id: str | None = None  # a set's URL token ("v2", package/ism.py); None: from the track_ID
+    system_bitrate_bps: int | None = None  # a set's systemBitrate for the track (package/ism.py); 0/None: unknown
 
     @property
     def is_video(self) -> bool:

@@ -30,7 +30,8 @@ from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")
 
-SMOOTH_CONTENT_TYPE = "text/xml"
+# The media type USP and Azure Media Services answer with; Shaka Player (4.x) took Smooth only by this type.
+SMOOTH_CONTENT_TYPE = "application/vnd.ms-sstr+xml"
 HLS_CONTENT_TYPE = "application/vnd.apple.mpegurl"
 DASH_CONTENT_TYPE = "application/dash+xml"
 
@@ -68,7 +69,8 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
         variant = f"{FORMAT_TOKEN}\0{resource.kind}\0{resource.representation_id}\0{resource.segment_number}" \
                   f"\0{target_s}"
         if resource.kind in ("smooth", "fragment"):
-            return await smooth_planned(media_ref.identity, packaging, resource, variant, state, version, target_s)
+            return await smooth_planned(media_ref.identity, packaging, resource, variant, state,
+                                        (*version, target_s))
         if resource.kind in ("master", "mpd"):
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
@@ -115,24 +117,43 @@ def track_planned(track: PackagedTrack, resource: PackageResource, variant: str,
     return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
 
 
+async def smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
+                              key: tuple) -> smooth.SmoothPresentation:
+    """The Smooth StreamIndexes of `packaging` (package/smooth.py), from the metadata cache under `key` + "smooth
+    streams" or one shared build. The build logs tracks left out once: an INFO line for codecs Smooth does not
+    carry, a WARNING for video tracks whose chunk boundaries differ from the first video track's (mismatched
+    GOPs; HLS and DASH still list them). Raises UnpackageableMedia when no stream is left."""
+    async def load() -> smooth.SmoothPresentation:
+        presentation = smooth.smooth_presentation(packaging)
+        if presentation.left_out:
+            log.info("%s: SMOOTH leaves out %s (codec not carried)", identity,
+                     ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
+                               for t in presentation.left_out))
+        if presentation.misaligned:
+            log.warning("%s: SMOOTH leaves out %s: chunk boundaries differ from %s's (mismatched GOPs; the "
+                        "QualityLevels of a StreamIndex share one chunk list)", identity,
+                        ", ".join(t.representation_id for t in presentation.misaligned),
+                        presentation.streams[0].levels[0].track.representation_id)
+        return presentation
+
+    return await state.cache.get_or_load((*key, "smooth streams"), load)
+
+
 async def smooth_planned(identity: str, packaging: Packaging, resource: PackageResource, variant: str,
-                         state: EdgeState, version: tuple, target_s: Fraction) -> Planned:
-    """The Smooth client manifest (cached text) or one Smooth fragment (kinds "smooth", "fragment"). Raises
-    NotFound for a stream, bitrate or time the manifest does not list."""
+                         state: EdgeState, key: tuple) -> Planned:
+    """The Smooth client manifest (cached text, `SMOOTH_CONTENT_TYPE`) or one Smooth fragment (kinds "smooth",
+    "fragment") of `packaging`, whose version the cache `key` names (source validators, target duration). A
+    fragment's SourceRanges are in its QualityLevel's own file: the caller serves the Plan from that source.
+    Raises NotFound for a stream, bitrate or time the manifest does not list."""
     service = state.config.service
+    presentation = await smooth_presentation(identity, packaging, state, key)
     if resource.kind == "smooth":
         async def render() -> Rendered:
-            streams, left_out = smooth.smooth_streams(packaging)
-            if left_out:
-                log.info("%s: SMOOTH leaves out %s (codec not carried)", identity,
-                         ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
-                                   for t in left_out))
-            return Rendered(smooth.client_manifest(streams).encode())
+            return Rendered(smooth.client_manifest(presentation.streams).encode())
 
-        rendered = await state.cache.get_or_load((*version, "smooth", target_s), render)
+        rendered = await state.cache.get_or_load((*key, "smooth"), render)
         return Planned(Plan((rendered.body,), SMOOTH_CONTENT_TYPE), variant, service.cache_control_manifests)
-    streams, _ = smooth.smooth_streams(packaging)
-    stream = smooth.find_stream(streams, resource.stream or "", resource.bitrate or 0)
-    head, ranges = smooth.smooth_fragment(stream, stream.fragment_index(resource.fragment_time or 0))
-    content_type = "video/mp4" if stream.track.is_video else "audio/mp4"
+    stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
+    head, ranges = smooth.smooth_fragment(stream, level, stream.fragment_index(resource.fragment_time or 0))
+    content_type = "video/mp4" if stream.is_video else "audio/mp4"
     return Planned(Plan((head, *ranges), content_type), f"{variant}\0{resource.text}", service.cache_control_segments)

@@ -1,13 +1,21 @@
 """GET/HEAD of a packaging resource of a multi-bitrate set: a `.ism` server manifest naming several MP4s
-(DESIGN.md §5, package/ism.py), packaged as one HLS master playlist / one MPD.
+(DESIGN.md §5, package/ism.py), packaged as one HLS master playlist / one MPD / one Smooth client manifest.
 
 Flow: the .ism path is mapped on its own -> its bytes (bounded) -> cached ServerManifest -> each src is mapped
 relative to the .ism's folder through the same remap rule (a src resolving under another rule is refused) ->
 every member MP4 through the usual source + MovieFile + Packaging caches -> the set's Packaging (tracks renamed to
-their switch tokens "v1", "a4") -> manifests served from the .ism's source; playlists, init and media segments
-served from the member's source (SourceRanges of that file), so sendfile and Range work as for single files.
+their switch tokens "v1", "a4", with the switch's systemBitrate) -> manifests served from the .ism's source;
+playlists, init and media segments served from the member's source (SourceRanges of that file), so sendfile and
+Range work as for single files.
+Smooth (MS-SSTR, package/smooth.py): the set's Packaging gives one "video" StreamIndex whose QualityLevels are
+the video variants (Bitrate = systemBitrate) and one StreamIndex per audio entry. A fragment URL
+`set.ism/QualityLevels(<bitrate>)/Fragments(video=<t>)` is routed through the set (cached) to the QualityLevel's
+member, then served from that member's source like a segment. A video variant whose chunk boundaries differ from
+the first variant's is left out of the Smooth manifest with one WARNING (its fragments are 404); HLS and DASH keep
+it.
 
-ETags: manifests depend on the .ism and every member's validator; track resources on the member's and the .ism's.
+ETags: manifests depend on the .ism and every member's validator; track resources on the member's and the .ism's;
+Smooth fragments on every member's (the shared chunk list and the Bitrates come from the whole set).
 A src that does not exist, or names a track its file lacks, is MalformedMedia (502: our upstream's .ism is wrong).
 Mismatched GOPs across video variants are allowed, with one WARNING when the set's Packaging is built.
 """
@@ -17,18 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from fractions import Fraction
+from dataclasses import replace
 from urllib.parse import quote
 
 from aiohttp import web
 
-from ..errors import MalformedMedia, NotFound, UnsupportedMedia
+from ..errors import MalformedMedia, NotFound, SourceChanged, UnsupportedMedia
 from ..package.ism import MAX_ISM_BYTES, ServerManifest, SwitchEntry, parse_ism
 from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_variants, package_movie, package_set
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
 from ..source import Source, open_source
-from .package import DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, track_planned
+from .package import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
+                      smooth_presentation, track_planned)
 from .serve import Planned, cached_movie_file, serve_plan
 from .state import EdgeState
 
@@ -74,37 +84,61 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
                                                       load)
             return source.validator, packaging
 
-    if resource.kind in ("master", "mpd"):
-        protocol: Protocol = "hls" if resource.kind == "master" else "dash"
+    async def set_packaging(ism_source: Source) -> tuple[ServerManifest, tuple[str, ...], tuple, Packaging]:
+        """(the .ism, every src's validator in `manifest.sources` order, the set's cache version, its Packaging)."""
+        manifest = await _server_manifest(state, ism_ref, ism_source)
+        loaded = dict(zip(manifest.sources, await asyncio.gather(*map(member_packaging, manifest.sources))))
+        validators = tuple(loaded[src][0] for src in manifest.sources)
+        version = (ism_source.identity, ism_source.validator, validators, target_s)
 
+        async def load_set() -> Packaging:
+            members = [(e.representation_id, _select(loaded[e.src][1], e)) for e in manifest.entries]
+            packaging = package_set(members, target_s)
+            misaligned = misaligned_variants(packaging)
+            if misaligned:
+                log.warning("%s: segment boundaries of %s differ from the first variant's (mismatched GOPs); "
+                            "players may glitch when switching", ism_ref.identity, ", ".join(misaligned))
+            return packaging
+
+        return manifest, validators, version, await state.cache.get_or_load((*version, "set"), load_set)
+
+    if resource.kind in ("master", "mpd", "smooth"):
         async def build_manifest(ism_source: Source) -> Planned:
-            manifest = await _server_manifest(state, ism_ref, ism_source)
-            loaded = dict(zip(manifest.sources, await asyncio.gather(*map(member_packaging, manifest.sources))))
-            validators = tuple(loaded[src][0] for src in manifest.sources)
-            version = (ism_source.identity, ism_source.validator, validators, target_s)
-
-            async def load_set() -> Packaging:
-                members = [(e.representation_id, _select(loaded[e.src][1], e)) for e in manifest.entries]
-                packaging = package_set(members, target_s)
-                misaligned = misaligned_variants(packaging)
-                if misaligned:
-                    log.warning("%s: segment boundaries of %s differ from the first variant's (mismatched GOPs); "
-                                "players may glitch when switching", ism_ref.identity, ", ".join(misaligned))
-                return packaging
-
-            packaging = await state.cache.get_or_load((*version, "set"), load_set)
+            _, validators, version, packaging = await set_packaging(ism_source)
+            variant = "\0".join((FORMAT_TOKEN, resource.kind, str(target_s), *validators))
+            if resource.kind == "smooth":
+                return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version)
+            protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
             async def render() -> Rendered:
                 return render_manifest(ism_ref.identity, packaging, protocol)
 
             rendered = await state.cache.get_or_load((*version, resource.kind), render)
-            variant = "\0".join((FORMAT_TOKEN, resource.kind, str(target_s), *validators))
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
         return await serve_plan(request, state, ism_ref, build_manifest)
 
-    if resource.kind not in ("playlist", "init", "segment"):  # Smooth of a set: not built yet
+    if resource.kind == "fragment":
+        # Route by the set's Smooth presentation (which member holds the QualityLevel), then serve from that
+        # member's source, so its bytes go out like a segment's (sendfile, Range, its validator in the ETag).
+        async with await open_source(ism_ref, state.session) as ism_source:
+            manifest, validators, version, packaging = await set_packaging(ism_source)
+        presentation = await smooth_presentation(ism_ref.identity, packaging, state, version)
+        stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
+        stream.fragment_index(resource.fragment_time or 0)  # NotFound before any member is opened
+        src = manifest.entry(level.track.representation_id).src
+        validator = validators[manifest.sources.index(src)]
+        variant = "\0".join((FORMAT_TOKEN, "fragment", str(target_s), str(version[1]), *validators))
+
+        async def build_fragment(source: Source) -> Planned:
+            if source.validator != validator:  # the member changed since the set was built: not this chunk list
+                raise SourceChanged("a member of the set changed while it was served", src=src)
+            return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version)
+
+        return await serve_plan(request, state, member_ref(src), build_fragment)
+
+    if resource.kind not in ("playlist", "init", "segment"):
         raise NotFound("no such packaging resource for a .ism set", resource=resource.text)
     async with await open_source(ism_ref, state.session) as ism_source:
         manifest = await _server_manifest(state, ism_ref, ism_source)
@@ -146,12 +180,13 @@ async def _server_manifest(state: EdgeState, ism_ref: SourceRef, ism_source: Sou
 
 
 def _select(packaging: Packaging, entry: SwitchEntry) -> PackagedTrack:
-    """The member track an entry names: its trackID, or the file's first track of its kind. Raises MalformedMedia."""
+    """The member track an entry names (its trackID, or the file's first track of its kind), with the entry's
+    systemBitrate. Raises MalformedMedia."""
     want_video = entry.kind == "video"
     for track in packaging.tracks:
         if track.is_video != want_video or track.timeline.track.handler_type not in (b"vide", b"soun"):
             continue
         if entry.track_id is None or track.timeline.track.track_id == entry.track_id:
-            return track
+            return replace(track, system_bitrate_bps=entry.system_bitrate_bps or None)
     raise MalformedMedia(f"the .ism names {entry.kind} track {entry.track_id or '(first)'} of a file without it",
                          src=entry.src)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
+import xml.etree.ElementTree as ET
 
 import m3u8
 import pytest
@@ -161,3 +163,214 @@ async def test_mismatched_gops_are_served_with_one_warning(client, ism_set, capl
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
     master = m3u8.loads(await (await client.get("/sets/mixed.ism/master.m3u8")).text())
     assert sorted(p.uri for p in master.playlists) == ["cmaf1/v1/playlist.m3u8", "cmaf1/v2/playlist.m3u8"]
+
+
+# ------------------------------------------------------------------------------------------------ Smooth (MS-SSTR)
+TICKS = 10_000_000
+
+
+def _box_list(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
+    """{4CC: (payload start, box end)} of the boxes in data[start:end] (32-bit sizes; the last box of a 4CC wins)."""
+    end = len(data) if end is None else end
+    found = {}
+    while start + 8 <= end:
+        size, fourcc = struct.unpack_from(">I4s", data, start)
+        assert size >= 8 and start + size <= end, (fourcc, size)
+        found[fourcc] = (start + 8, start + size)
+        start += size
+    assert start == end
+    return found
+
+
+def _fragment_samples(body: bytes) -> tuple[int, list[tuple[int, int, bytes]]]:
+    """(tfxd fragment_absolute_time, [(duration, composition offset, sample bytes)]) of a Smooth fragment:
+    moof(mfhd, traf(tfhd, trun v1 with flags 0xF01, tfxd)) + mdat."""
+    top = _box_list(body)
+    assert list(top) == [b"moof", b"mdat"]
+    traf = _box_list(body, *_box_list(body, *top[b"moof"])[b"traf"])
+    uuid_start, _ = traf[b"uuid"]
+    (tfxd_time,) = struct.unpack_from(">Q", body, uuid_start + 20)
+    trun, _ = traf[b"trun"]
+    count, data_offset = struct.unpack_from(">Ii", body, trun + 4)
+    samples, at = [], data_offset
+    for position in range(count):
+        duration, size, _, offset = struct.unpack_from(">IIIi", body, trun + 12 + 16 * position)
+        samples.append((duration, offset, body[at : at + size]))
+        at += size
+    assert at == top[b"mdat"][1]
+    return tfxd_time, samples
+
+
+async def _smooth_manifest(client, url: str) -> ET.Element:
+    resp = await client.get(url)
+    assert resp.status == 200, await resp.text()
+    assert resp.headers["Content-Type"] == "application/vnd.ms-sstr+xml"
+    root = ET.fromstring(await resp.text())
+    assert root.tag == "SmoothStreamingMedia" and root.get("TimeScale") == str(TICKS)
+    return root
+
+
+def _chunk_starts(stream_index: ET.Element) -> list[int]:
+    """c@t of every chunk: the first c's t, then each previous t + d (MS-SSTR §2.2.2.6)."""
+    starts, t = [], 0
+    for c in stream_index.findall("c"):
+        t = int(c.get("t", t))
+        starts.append(t)
+        t += int(c.get("d"))
+    return starts
+
+
+async def _smooth_samples(client, base: str, stream_index: ET.Element, bitrate: str) -> list[tuple[int, bytes]]:
+    """(presentation time in 10 MHz units, bytes) of every sample of one QualityLevel, fragment after fragment.
+    A sample's time is its fragment's c@t + the trun durations before it + its composition offset (how a Smooth
+    client places it)."""
+    template = stream_index.get("Url").replace("{bitrate}", bitrate)
+    samples = []
+    for t in _chunk_starts(stream_index):
+        resp = await client.get(f"{base}/{template.replace('{start time}', str(t))}")
+        assert resp.status == 200, (t, await resp.text())
+        tfxd_time, fragment = _fragment_samples(await resp.read())
+        assert tfxd_time == t
+        decode = t
+        for duration, offset, data in fragment:
+            samples.append((decode + offset, data))
+            decode += duration
+    return samples
+
+
+def _to_annex_b(codec_private_data: str, samples: list[bytes]) -> bytes:
+    """An H.264 elementary stream: the CodecPrivateData (Annex-B SPS + PPS) and every sample's NAL units, their
+    4-byte lengths (libx264's avcC) turned into start codes."""
+    out = bytearray(bytes.fromhex(codec_private_data))
+    for sample in samples:
+        at = 0
+        while at < len(sample):
+            (length,) = struct.unpack_from(">I", sample, at)
+            out += b"\0\0\0\1" + sample[at + 4 : at + 4 + length]
+            at += 4 + length
+    return bytes(out)
+
+
+async def test_smooth_manifest_of_the_set(client, ism_set):
+    root = await _smooth_manifest(client, f"{SET_URL}/Manifest")
+    video = root.findall("StreamIndex[@Type='video']")
+    audio = root.findall("StreamIndex[@Type='audio']")
+    assert len(video) == 1 and len(audio) == 1
+    levels = video[0].findall("QualityLevel")
+    assert [level.get("Index") for level in levels] == ["0", "1", "2"]
+    assert [int(level.get("Bitrate")) for level in levels] == [bitrate for _, _, bitrate in VARIANTS]
+    assert video[0].get("QualityLevels") == "3" and video[0].get("Url") == \
+        "QualityLevels({bitrate})/Fragments(video={start time})"
+    sizes = []
+    for level, source in zip(levels, ism_set.videos):
+        stream = next(s for s in mt.ffprobe_streams(source) if s["codec_type"] == "video")
+        sizes.append((stream["width"], stream["height"]))
+        assert (int(level.get("MaxWidth")), int(level.get("MaxHeight"))) == sizes[-1]
+        assert level.get("FourCC") == "H264"
+    largest = max(sizes)
+    for attributes in (("MaxWidth", "MaxHeight"), ("DisplayWidth", "DisplayHeight")):
+        assert tuple(int(video[0].get(a)) for a in attributes) == largest
+    audio_level = audio[0].find("QualityLevel")
+    assert audio_level.get("Bitrate") == str(AUDIO_BITRATE) and audio_level.get("FourCC") == "AACL"
+    # 24 s in 2 s GOPs: 12 chunks, ending where ffprobe says the video ends.
+    starts = _chunk_starts(video[0])
+    assert len(starts) == 12 == int(video[0].get("Chunks"))
+    last_d = int(video[0].findall("c")[-1].get("d"))
+    assert abs((starts[-1] + last_d) / TICKS - mt.stream_duration_s(ism_set.videos[0])) <= 1 / 24
+    keyframes = mt.video_keyframe_times(ism_set.videos[2])
+    assert [round(t * 1000) for t in keyframes] == [t // 10_000 for t in starts]
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+async def test_smooth_video_levels_decode_like_their_sources(client, ism_set, level, tmp_path):
+    """Each QualityLevel's fragments, end to end: the samples at the times ffprobe gives the source's packets, and
+    ffmpeg decodes their NAL units frame-identically (framemd5) to the member MP4."""
+    root = await _smooth_manifest(client, f"{SET_URL}/Manifest")
+    video = root.find("StreamIndex[@Type='video']")
+    quality = video.findall("QualityLevel")[level]
+    samples = await _smooth_samples(client, SET_URL, video, quality.get("Bitrate"))
+    source = ism_set.videos[level]
+    packets = mt.ffprobe_packets(source, "v:0")
+    assert [data for _, data in samples] == [_read(source, p.pos, p.size) for p in packets]
+    assert sorted(t for t, _ in samples) == sorted(p.pts_ticks * TICKS * p.time_base.numerator
+                                                  // p.time_base.denominator for p in packets)
+    elementary = tmp_path / "level.h264"
+    elementary.write_bytes(_to_annex_b(quality.get("CodecPrivateData"), [data for _, data in samples]))
+    ours = await asyncio.to_thread(_framemd5, str(elementary), "v:0")
+    theirs = await asyncio.to_thread(_framemd5, str(source), "v:0")
+    assert ours == theirs and len(theirs) == 24 * 24
+
+
+async def test_smooth_audio_of_the_set_is_the_source_packets(client, ism_set):
+    root = await _smooth_manifest(client, f"{SET_URL}/Manifest")
+    audio = root.find("StreamIndex[@Type='audio']")
+    samples = await _smooth_samples(client, SET_URL, audio, audio.find("QualityLevel").get("Bitrate"))
+    packets = mt.ffprobe_packets(ism_set.videos[0], "a:0")
+    theirs = [_read(ism_set.videos[0], p.pos, p.size) for p in packets]
+    ours = [data for _, data in samples]
+    # Priming the source's edit list hides entirely (presented before 0) is not sent: at most one AAC frame.
+    assert len(theirs) - len(ours) <= 1 and ours == theirs[len(theirs) - len(ours):]
+    assert samples[0][0] >= 0 and all(a[0] < b[0] for a, b in zip(samples, samples[1:]))
+
+
+async def test_smooth_fragments_of_a_set_404_and_cache_like_segments(client, caplog):
+    root = await _smooth_manifest(client, f"{SET_URL}/Manifest")
+    video = root.find("StreamIndex[@Type='video']")
+    t = _chunk_starts(video)[3]
+    good = f"{SET_URL}/QualityLevels(800000)/Fragments(video={t})"
+    caplog.set_level(logging.WARNING, logger="origin_proxy.server")
+    bad = [f"{SET_URL}/QualityLevels(800001)/Fragments(video={t})",   # no such bitrate
+           f"{SET_URL}/QualityLevels(96000)/Fragments(video={t})",    # the audio's bitrate, not a video level
+           f"{SET_URL}/QualityLevels(800000)/Fragments(video={t + 1})",  # not a chunk start
+           f"{SET_URL}/QualityLevels(800000)/Fragments(video={10**18})",
+           f"{SET_URL}/QualityLevels(800000)/Fragments(audio_a9={t})",  # no such stream
+           f"{SET_URL}/QualityLevels(800000)/Fragments(video=-{t})",   # malformed paths
+           f"{SET_URL}/QualityLevels(8e5)/Fragments(video={t})",
+           f"{SET_URL}/QualityLevels(800000)/Fragments(video={t})/x",
+           f"{SET_URL}/QualityLevels(800000)/Fragments(video=0{t})"]
+    for url in bad:
+        resp = await client.get(url)
+        assert resp.status == 404, (url, resp.status)
+        assert any(r.getMessage().startswith("GET " + url) and "404" in r.getMessage() for r in caplog.records), url
+    full = await client.get(good)
+    assert full.status == 200 and full.headers["Content-Type"] == "video/mp4"
+    body = await full.read()
+    part = await client.get(good, headers={"Range": "bytes=100-199"})
+    assert part.status == 206 and await part.read() == body[100:200]
+    assert (await client.get(good, headers={"If-None-Match": full.headers["ETag"]})).status == 304
+    other = await client.get(good.replace("800000", "1600000"))
+    assert other.status == 200 and other.headers["ETag"] != full.headers["ETag"]
+    manifest = await client.get(f"{SET_URL}/Manifest")
+    assert (await client.get(f"{SET_URL}/Manifest", headers={"If-None-Match": manifest.headers["ETag"]})).status == 304
+
+
+async def test_smooth_leaves_out_a_variant_with_other_gops(client, ism_set, caplog):
+    other = ism_set.folder / "movie_gop36.mp4"
+    mt.run([mt.FFMPEG, "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24",
+            "-t", "24", "-c:v", "libx264", "-preset", "superfast", "-b:v", "200k", "-g", "36", "-keyint_min", "36",
+            "-sc_threshold", "0", other])
+    (ism_set.folder / "mixed36.ism").write_text(ism_text([("video", VARIANTS[1][0], 800_000, 1),
+                                                          ("video", other.name, 200_000, 1),
+                                                          ("audio", VARIANTS[0][0], AUDIO_BITRATE, 2)]))
+    caplog.set_level(logging.WARNING, logger="origin_proxy.server")
+    for _ in range(2):
+        root = await _smooth_manifest(client, "/sets/mixed36.ism/Manifest")
+    video = root.find("StreamIndex[@Type='video']")
+    kept = [int(level.get("Bitrate")) for level in video.findall("QualityLevel")]
+    assert len(kept) == 1 and kept[0] in (800_000, 200_000)
+    left_out = ({800_000, 200_000} - set(kept)).pop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and "SMOOTH leaves out" in r.getMessage()]
+    assert len(warnings) == 1 and "mismatched GOPs" in warnings[0], warnings
+    t = _chunk_starts(video)[1]
+    assert (await client.get(f"/sets/mixed36.ism/QualityLevels({kept[0]})/Fragments(video={t})")).status == 200
+    assert (await client.get(f"/sets/mixed36.ism/QualityLevels({left_out})/Fragments(video={t})")).status == 404
+    # HLS keeps both variants.
+    master = m3u8.loads(await (await client.get("/sets/mixed36.ism/master.m3u8")).text())
+    assert len(master.playlists) == 2
+
+
+def _read(path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(size)

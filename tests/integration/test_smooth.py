@@ -65,7 +65,7 @@ def _chunks(stream_index: ET.Element) -> list[tuple[int, int]]:
 async def _manifest(client, path: str) -> ET.Element:
     resp = await client.get(f"/files/{path}/Manifest")
     assert resp.status == 200, await resp.text()
-    assert resp.headers["Content-Type"].startswith("text/xml")
+    assert resp.headers["Content-Type"] == "application/vnd.ms-sstr+xml"
     root = ET.fromstring(await resp.text())
     assert root.tag == "SmoothStreamingMedia"
     assert (root.get("MajorVersion"), root.get("MinorVersion"), root.get("TimeScale")) == ("2", "2", str(TICKS))

@@ -18,7 +18,7 @@ from conftest import MEDIA_ROOT
 from origin_proxy.errors import UnpackageableMedia
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
-from origin_proxy.package.smooth import TFXD_UUID, client_manifest, rescale, smooth_fragment, smooth_streams
+from origin_proxy.package.smooth import TFXD_UUID, client_manifest, rescale, smooth_fragment, smooth_presentation
 from origin_proxy.package.tracks import package_movie
 
 FILES = ["mp4/bbb_prog_10s.mp4", "mp4/sample.mp4", "mp4/edts.mp4", "mp4/prog_8s.mp4",
@@ -41,15 +41,17 @@ def _trun(head: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize("name", FILES)
 def test_fragments_time_every_sample_exactly(name):
-    streams, _ = smooth_streams(_packaging(name))
+    streams = smooth_presentation(_packaging(name)).streams
     assert [s.name for s in streams][:1] in (["video"], ["audio"])
     assert len({s.name for s in streams}) == len(streams)
     for stream in streams:
-        tl = stream.track.timeline
+        assert len(stream.levels) == 1
+        level = stream.levels[0]
+        tl = level.track.timeline
         table = tl.track.table
         decoded = 0
         for index in range(tl.segment_count):
-            head, ranges = smooth_fragment(stream, index)
+            head, ranges = smooth_fragment(stream, level, index)
             samples = _trun(head)
             window = slice(int(tl.first_sample[index]), int(tl.stop_sample[index]))
             pts = table.dts_ticks[window] + tl.decode_shift_ticks + table.cts_offset_ticks[window] \
@@ -71,7 +73,7 @@ def test_fragments_time_every_sample_exactly(name):
 
 def test_nothing_smooth_can_carry_is_unpackageable():
     with pytest.raises(UnpackageableMedia):
-        smooth_streams(_packaging("mp4/sample_opus.mp4"))
+        smooth_presentation(_packaging("mp4/sample_opus.mp4"))
 
 
 @pytest.mark.parametrize("timescale", [1, 30000, 44100, 48000, 90000, 10**7, 10**9, 2**32 - 1])
