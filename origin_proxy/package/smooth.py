@@ -154,14 +154,31 @@ def _chunk_times(track: PackagedTrack) -> tuple[np.ndarray, np.ndarray]:
     return scaled[:-1], np.maximum(np.diff(scaled), 0)
 
 
-def _codec_private_data(track: PackagedTrack) -> tuple[str, bytes] | None:
-    """(FourCC, CodecPrivateData) of a track, or None when Smooth cannot describe it."""
+def _sample_entry_children(track: PackagedTrack) -> dict[bytes, bytes] | None:
+    """Child box payloads by 4CC of the track's first sample entry, or None when it has none."""
     trak = track.timeline.track.trak
     stsd = trak.child(b"mdia").child(b"minf").child(b"stbl").child(b"stsd")
     entry = first_sample_entry(stsd.payload[8:]) if stsd is not None else None
-    if entry is None:
+    return sample_entry_boxes(entry, track.timeline.track.handler_type) if entry is not None else None
+
+
+def display_size(track: PackagedTrack) -> tuple[int, int]:
+    """(width, height) of a video track's pictures as displayed, in pixels: the coded size, the width scaled by
+    the sample entry's pasp hSpacing/vSpacing (ISO/IEC 14496-12 §12.1.4) and rounded; (0, 0) when unknown."""
+    width, height = track.info.width or 0, track.info.height or 0
+    pasp = (_sample_entry_children(track) or {}).get(b"pasp", b"")
+    if len(pasp) >= 8:
+        h_spacing, v_spacing = struct.unpack_from(">II", pasp)
+        if h_spacing and v_spacing:
+            width = (2 * width * h_spacing + v_spacing) // (2 * v_spacing)  # round half up, integers only
+    return width, height
+
+
+def _codec_private_data(track: PackagedTrack) -> tuple[str, bytes] | None:
+    """(FourCC, CodecPrivateData) of a track, or None when Smooth cannot describe it."""
+    children = _sample_entry_children(track)
+    if children is None:
         return None
-    children = sample_entry_boxes(entry, track.timeline.track.handler_type)
     if track.is_video:
         if b"avcC" not in children:
             return None
@@ -231,11 +248,13 @@ def _stream_index(parent: ET.Element, stream: SmoothStream) -> None:
                   "Chunks": str(len(stream.starts)), "QualityLevels": str(len(stream.levels)),
                   "Url": f"QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})"}
     if stream.is_video:
-        # The largest picture: MaxWidth/MaxHeight bound every level, DisplayWidth/DisplayHeight are its own.
+        # MaxWidth/MaxHeight bound every level's coded size; DisplayWidth/DisplayHeight are the largest level's
+        # picture as displayed (its pasp applied), the only place Smooth has for a non-square pixel aspect.
         sizes = [(level.track.info.width or 0, level.track.info.height or 0) for level in stream.levels]
-        largest = max(sizes, key=lambda size: size[0] * size[1])
+        largest = max(stream.levels, key=lambda level: (level.track.info.width or 0) * (level.track.info.height or 0))
+        shown = display_size(largest.track)
         attributes.update(MaxWidth=str(max(w for w, _ in sizes)), MaxHeight=str(max(h for _, h in sizes)),
-                          DisplayWidth=str(largest[0]), DisplayHeight=str(largest[1]))
+                          DisplayWidth=str(shown[0]), DisplayHeight=str(shown[1]))
     else:
         attributes["Language"] = stream.levels[0].track.language
     element = ET.SubElement(parent, "StreamIndex", attributes)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import re
 import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,19 @@ async def test_manifest_times_match_ffprobe(edge, name):
         assert abs(sum(d for _, d in chunks) / TICKS - duration_s) <= frame_s + start_s, kind
         assert all(d > 0 for _, d in chunks)
     assert int(root.get("Duration")) == max(ends)
+
+
+@pytest.mark.parametrize("name", SHARED_FILES)
+async def test_display_size_has_ffprobes_sample_aspect_ratio(edge, name):
+    """MaxWidth/MaxHeight are the coded size; DisplayWidth/DisplayHeight the displayed one (bbb_prog_10s.mp4 has
+    4:3 pixels in its pasp box only: 320x240 shown as 427x240)."""
+    root = await _manifest(edge.client, name)
+    video = root.find("StreamIndex[@Type='video']")
+    probe = next(s for s in mt.ffprobe_streams(MEDIA_ROOT / name) if s["codec_type"] == "video")
+    sar = Fraction(probe.get("sample_aspect_ratio", "1:1").replace(":", "/")) or Fraction(1)
+    assert (int(video.get("MaxWidth")), int(video.get("MaxHeight"))) == (probe["width"], probe["height"])
+    shown = (int(video.get("DisplayWidth")), int(video.get("DisplayHeight")))
+    assert shown == (math.floor(probe["width"] * sar + Fraction(1, 2)), probe["height"])
 
 
 @pytest.mark.parametrize("name", SHARED_FILES)

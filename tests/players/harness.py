@@ -15,7 +15,7 @@ serves it), so by default the page and the media share one origin and the media 
 server's CORS headers let a page on a different site play the stream.
 
 Result keys (see player.js and run_player.mjs): loaded, played_to_end, seeked_ok, errors, warnings, video_width,
-video_height, audio_tracks, duration, seek_point, frames_decoded, frames_dropped, video_decoded_bytes,
+video_height, audio_tracks, audio_languages, duration, seek_point, frames_decoded, frames_dropped, video_decoded_bytes,
 audio_decoded_bytes, timeline, timed_out, http_errors, aborted_requests, console_errors, browser_version,
 player_version, wall_ms,
 harness_error (only when the browser could not be driven), plus `ok` added here: loaded, played to the end, seek

@@ -13,6 +13,7 @@
 //   errors          fatal player errors and media element errors: [{source, message}]
 //   warnings        recoverable player errors (retries, stalls): [{source, message}]
 //   video_width, video_height, audio_tracks, duration, seek_point
+//   audio_languages the language of each audio track the player offers, as the player reports it (its order)
 //   frames_decoded, frames_dropped, video_decoded_bytes, audio_decoded_bytes (Chromium's decoder counters)
 //   timeline        [{t_ms, what}] milestones, for timing and debugging
 (function () {
@@ -27,7 +28,7 @@
   const R = (window.__result = {
     player: playerName, src: src, rate: rate, done: false, phase: "init",
     loaded: false, manifest_parsed: false, played_to_end: false, seeked_ok: false,
-    errors: [], warnings: [], video_width: 0, video_height: 0, audio_tracks: 0, duration: null,
+    errors: [], warnings: [], video_width: 0, video_height: 0, audio_tracks: 0, audio_languages: [], duration: null,
     seek_point: null, frames_decoded: 0, frames_dropped: 0, video_decoded_bytes: 0, audio_decoded_bytes: 0,
     player_version: null, timeline: [],
   });
@@ -149,6 +150,7 @@
         const level = data.levels && data.levels[0];
         // Muxed audio (no EXT-X-MEDIA) has no audio track list: count it as one track when a codec is declared.
         R.audio_tracks = hls.audioTracks.length || (level && level.audioCodec ? 1 : 0);
+        R.audio_languages = hls.audioTracks.map(function (t) { return t.lang || ""; });
         R.manifest_parsed = true;
         mark("manifest_parsed");
         maybeLoaded();
@@ -156,6 +158,7 @@
       });
       hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function (_event, data) {
         if (data.audioTracks.length) R.audio_tracks = data.audioTracks.length;
+        if (data.audioTracks.length) R.audio_languages = data.audioTracks.map(function (t) { return t.lang || ""; });
       });
       hls.on(Hls.Events.BUFFER_CODECS, function (_event, data) {
         // Muxed audio without CODECS in the playlist shows up only here, once the init segment is parsed.
@@ -195,6 +198,7 @@
         });
         player.on(events.STREAM_INITIALIZED, function () {
           R.audio_tracks = player.getTracksFor("audio").length;
+          R.audio_languages = player.getTracksFor("audio").map(function (t) { return t.lang || ""; });
           R.manifest_parsed = true;
           mark("manifest_parsed");
           maybeLoaded();
@@ -226,9 +230,10 @@
         if (e.severity === shaka.util.Error.Severity.CRITICAL) fail("shaka", message); else warn("shaka", message);
       });
       return player.attach(video).then(function () { return player.load(src); }).then(function () {
-        const audio = new Set();
-        player.getVariantTracks().forEach(function (t) { if (t.audioCodec) audio.add(t.audioId); });
+        const audio = new Map();
+        player.getVariantTracks().forEach(function (t) { if (t.audioCodec) audio.set(t.audioId, t.language || ""); });
         R.audio_tracks = audio.size;
+        R.audio_languages = Array.from(audio.values());
         R.manifest_parsed = true;
         mark("manifest_parsed");
         maybeLoaded();
