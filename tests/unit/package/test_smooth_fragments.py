@@ -9,17 +9,18 @@ of the sample's output presentation time (segmenter.py). The mdat source ranges 
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from conftest import MEDIA_ROOT
-from origin_proxy.errors import UnpackageableMedia
+from origin_proxy.errors import NotFound, UnpackageableMedia
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
 from origin_proxy.package.smooth import TFXD_UUID, client_manifest, rescale, smooth_fragment, smooth_presentation
-from origin_proxy.package.tracks import package_movie
+from origin_proxy.package.tracks import Packaging, package_movie
 
 FILES = ["mp4/bbb_prog_10s.mp4", "mp4/sample.mp4", "mp4/edts.mp4", "mp4/prog_8s.mp4",
          "mp4/sample_2_byte_NAL_length.mp4", "mp4/multiple-aac-tracks.mp4", "mp4/cursed-vfr.mp4",
@@ -80,3 +81,35 @@ def test_nothing_smooth_can_carry_is_unpackageable():
 def test_rescale_is_exact_floor_without_overflow(timescale):
     ticks = np.array([0, 1, -1, timescale - 1, -timescale, 10**11, -(10**11), 2**36 + 12345], dtype=np.int64)
     assert [int(x) for x in rescale(ticks, timescale)] == [int(t) * 10**7 // timescale for t in ticks]
+
+
+def test_video_variants_share_one_stream_index_and_unique_bitrates():
+    """The same video twice at one declared systemBitrate, then a video whose key frames fall elsewhere (a set's
+    Packaging, in this order): one "video" StreamIndex of two QualityLevels (the repeated Bitrate raised by 1 bps so URLs tell them
+    apart), the third left out as misaligned; each level's fragment carries its own file's samples."""
+    bbb, edts = _packaging("mp4/bbb_prog_10s.mp4"), _packaging("mp4/edts.mp4")
+    bbb_video = next(t for t in bbb.tracks if t.is_video)
+    edts_video = next(t for t in edts.tracks if t.is_video)
+    assert [round(int(t) / edts_video.timeline.timescale, 3) for t in edts_video.timeline.presentation_time_ticks] \
+        != [round(int(t) / bbb_video.timeline.timescale, 3) for t in bbb_video.timeline.presentation_time_ticks]
+    members = (replace(bbb_video, rep_id="v1", system_bitrate_bps=500_000),
+               replace(bbb_video, rep_id="v2", system_bitrate_bps=500_000),
+               replace(edts_video, rep_id="v3", system_bitrate_bps=900_000),
+               replace(next(t for t in bbb.tracks if not t.is_video), rep_id="a4"))
+    presentation = smooth_presentation(Packaging(members, Fraction(2)))
+    assert [s.name for s in presentation.streams] == ["video", "audio"]
+    video = presentation.streams[0]
+    assert [(level.index, level.track.representation_id, level.bitrate) for level in video.levels] == \
+        [(0, "v1", 500_000), (1, "v2", 500_001)]
+    assert [t.representation_id for t in presentation.misaligned] == ["v3"]
+    stream, level = presentation.find("video", 500_001)
+    assert level is video.levels[1] and stream is video
+    with pytest.raises(NotFound):
+        presentation.find("video", 900_000)
+    with pytest.raises(NotFound):
+        presentation.find("audio_a4", presentation.streams[1].levels[0].bitrate)
+    head0, ranges0 = smooth_fragment(video, video.levels[0], 2)
+    head1, ranges1 = smooth_fragment(video, video.levels[1], 2)
+    assert head0 == head1 and ranges0 == ranges1  # the same file twice: the same bytes, whichever level
+    manifest = client_manifest(presentation.streams)
+    assert manifest.count("<QualityLevel ") == 3 and 'QualityLevels="2"' in manifest
