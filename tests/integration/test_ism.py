@@ -147,6 +147,7 @@ async def test_bad_server_manifests_get_a_mapped_status(client, ism_set, name):
     text, manifest_status, init_status = BAD_SETS[name]
     (ism_set.folder / name).write_text(text)
     for resource, status in (("master.m3u8", manifest_status), ("manifest.mpd", manifest_status),
+                             ("Manifest", manifest_status), ("QualityLevels(300000)/Fragments(video=0)", manifest_status),
                              ("cmaf1/v1/init.mp4", init_status)):
         resp = await client.get(f"/sets/{name}/{resource}")
         assert resp.status == status, (name, resource, resp.status, await resp.text())
