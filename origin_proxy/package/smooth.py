@@ -256,6 +256,8 @@ def _stream_index(parent: ET.Element, stream: SmoothStream) -> None:
         attributes.update(MaxWidth=str(max(w for w, _ in sizes)), MaxHeight=str(max(h for _, h in sizes)),
                           DisplayWidth=str(shown[0]), DisplayHeight=str(shown[1]))
     else:
+        # The mdhd's ISO 639-2/T code as stored ("eng", "und"), not the RFC 5646 tag HLS/DASH use: the Smooth
+        # client documentation asks for ISO 639-2/T, and dash.js MSS packs this value into its own mdhd.
         attributes["Language"] = stream.levels[0].track.language
     element = ET.SubElement(parent, "StreamIndex", attributes)
     for level in stream.levels:
