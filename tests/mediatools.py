@@ -31,6 +31,9 @@ from pathlib import Path
 
 FFMPEG = os.environ.get("FFMPEG", "ffmpeg")
 FFPROBE = os.environ.get("FFPROBE", "ffprobe")
+NODE = os.environ.get("NODE", "node")
+#: mp4box.js (GPAC) as an oracle for fragmented output; its npm package is installed under tests/players.
+MP4BOX_PROBE = Path(__file__).resolve().with_name("mp4box_probe.mjs")
 
 #: Default timeout (s) for probing commands; generators pass their own.
 PROBE_TIMEOUT_S = 120.0
@@ -333,12 +336,51 @@ def _seconds_text(value: float | Fraction) -> str:
     return f"{float(value):.6f}"
 
 
+# --------------------------------------------------------------------------------------------------- mp4box.js
+
+
+def mp4box_probe(request: dict, timeout: float = PROBE_TIMEOUT_S) -> dict:
+    """What mp4box.js reads from CMAF tracks (init + segments) and from whole files: one Node process, JSON in and
+    out. The request and answer shapes are documented at the top of tests/mp4box_probe.mjs.
+
+    Raises MediaToolError when node fails (not installed, or tests/players/node_modules missing: run
+    `npm ci --prefix tests/players`).
+    """
+    argv = [NODE, os.fspath(MP4BOX_PROBE)]
+    try:
+        proc = subprocess.run(argv, input=json.dumps(request), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as exc:
+        raise MediaToolError(f"cannot run {NODE}: {exc} (install nodejs)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise MediaToolError(f"timed out after {timeout} s: {' '.join(argv)}") from exc
+    if proc.returncode != 0:
+        raise MediaToolError(f"exit {proc.returncode}: {' '.join(argv)} (npm ci --prefix tests/players?)\n"
+                             f"{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
 # --------------------------------------------------------------------------------------------------- generators
 
 
 def _replace_atomically(tmp: Path, path: Path) -> Path:
     os.replace(tmp, path)
     return path
+
+
+# make_test_movie(scene_cuts=True): SMPTE bars cover the picture while this is true (t in seconds).
+SCENE_CUT_ENABLE = "gt(sin(1.7*t)+sin(0.61*t),1.2)"
+
+
+def scene_cut_times(duration_s: float, fps: int = 25) -> list[Fraction]:
+    """Times (s) of the frames where make_test_movie(scene_cuts=True)'s picture switches to or from the bars."""
+    cuts, covered = [], False
+    for frame in range(round(duration_s * fps)):
+        t = frame / fps
+        now = math.sin(1.7 * t) + math.sin(0.61 * t) > 1.2
+        if now != covered:
+            cuts.append(Fraction(frame, fps))
+            covered = now
+    return cuts
 
 
 def make_test_movie(
@@ -351,6 +393,7 @@ def make_test_movie(
     fps: int = 25,
     audio: bool = True,
     size: str = "320x240",
+    scene_cuts: bool = False,
     extra_args: Sequence[str] = (),
     timeout: float = 300.0,
 ) -> Path:
@@ -359,7 +402,9 @@ def make_test_movie(
     Video: `testsrc2` at `size` and `fps`, libx264 `-preset superfast`, High profile, yuv420p, closed GOPs. With
     `bframes`, `-bf 3` with b-pyramid (ffprobe then reports has_b_frames=2, so ctts and a video edit list exist).
     Key frames are forced at irregular times (gaps between 0.4 and 3.6 s), and `gop` (frames) caps any longer gap,
-    so GOP lengths vary. Audio: `sine` 440 Hz with a beep every second, 48 kHz stereo AAC-LC 96 kb/s.
+    so GOP lengths vary. With `scene_cuts`, SMPTE bars cover the picture during irregular intervals
+    (`scene_cut_times`), and x264's scene-cut detection (left at its default) adds key frames of its own there.
+    Audio: `sine` 440 Hz with a beep every second, 48 kHz stereo AAC-LC 96 kb/s.
     moov goes after mdat (ffmpeg's default) unless moov_at_end is False (`-movflags +faststart`).
 
     About 17 s per 10 minutes of 320x240 at 25 fps on 2 cores. The file appears atomically (written beside `path`,
@@ -369,7 +414,11 @@ def make_test_movie(
     # Monotonic schedule 2n + 0.8 sin(1.3 n) seconds: consecutive gaps vary between 0.4 and 3.6 s.
     force_kf = "expr:gte(t,n_forced*2+0.8*sin(n_forced*1.3))"
     argv: list[str] = [FFMPEG, "-nostdin", "-y", "-v", "error"]
-    argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}"]
+    if scene_cuts:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}[a];smptebars=size={size}:rate={fps}[b];"
+                 f"[a][b]overlay=enable='{SCENE_CUT_ENABLE}'[out0]"]
+    else:
+        argv += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}"]
     if audio:
         argv += ["-f", "lavfi", "-i", "sine=frequency=440:beep_factor=4:sample_rate=48000"]
     argv += ["-t", _seconds_text(duration_s), "-map", "0:v"]

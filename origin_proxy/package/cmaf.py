@@ -1,7 +1,8 @@
 """CMAF header and fragments for one track (ISO/IEC 23000-19; boxes from ISO/IEC 14496-12 §8.8).
 
 cmaf_header:   ftyp(cmfc) + moov(mvhd, trak(tkhd, mdia(mdhd, hdlr, minf(xmhd, dinf, stbl(stsd + empty
-               tables)))), mvex(trex)). The sample entries (stsd) are the source's, byte for byte.
+               tables)))), mvex(trex)). The sample entries (stsd) are the source's, byte for byte, except
+               QuickTime sound descriptions, which become ISO AudioSampleEntries (`iso_stsd`).
 cmaf_fragment: styp + moof(mfhd, traf(tfhd default-base-is-moof, tfdt v1, trun v1)) + mdat, where the
                mdat payload is the source's sample bytes, returned as SourceRanges (never read here).
 movie_fragment + sample_records: the moof/mdat part alone, shared with Smooth fragments (smooth.py), which
@@ -18,10 +19,13 @@ import struct
 
 import numpy as np
 
+from ..errors import MalformedBox
 from ..isobmff.boxes._duration import patch_duration
 from ..isobmff.boxes.mdhd import MDHD_DURATION_OFFSETS
 from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
 from ..isobmff.build import box, box_header
+from ..isobmff.codecs import AUDIO_ENTRY_BYTES, QT_SOUND_V1_EXTRA, QT_SOUND_V2_EXTRA
+from ..isobmff.header import iter_boxes
 from ..isobmff.movie import Node, Track
 from ..plan import SourceRange
 from .segmenter import TrackTimeline
@@ -47,6 +51,64 @@ def _leaf_payload(node: Node | None) -> bytes:
 def _handler_box(handler_type: bytes) -> bytes:
     name = {b"vide": b"VideoHandler\0", b"soun": b"SoundHandler\0"}.get(handler_type, b"Handler\0")
     return _full_box(b"hdlr", 0, 0, bytes(4) + handler_type + bytes(12) + name)
+
+
+# Codec configuration boxes a QuickTime sound description keeps inside `wave`; an ISO entry has them as children.
+_WAVE_CONFIG_BOXES = frozenset({b"esds", b"dac3", b"dec3", b"dOps", b"dfLa", b"btrt"})
+
+
+def _iso_audio_entry(entry: bytes) -> bytes:
+    """A QuickTime sound description of version 1 or 2 (QTFF "Sound Sample Description", in qt-brand files) as an
+    ISO AudioSampleEntry (ISO/IEC 14496-12 §12.2.3); any other entry unchanged.
+
+    An ISO parser reads the fixed fields as version 0 and the QuickTime extension (16 or 36 bytes) as child boxes,
+    so the codec configuration is lost (mp4box.js then says "mp4a" for AAC). The version becomes 0, the extension
+    goes, the QuickTime-only fields (revision, vendor, compression id, packet size) become the ISO reserved zeros,
+    a version 2 extension's channel count and rate move into the 16-bit and 16.16 fields (rate 0 when it does not
+    fit), and the configuration boxes inside `wave` (esds ...) become children of the entry.
+    """
+    if len(entry) < AUDIO_ENTRY_BYTES or entry[:4] == b"\0\0\0\1":
+        return entry
+    version = struct.unpack_from(">H", entry, 16)[0]
+    extra = {1: QT_SOUND_V1_EXTRA, 2: QT_SOUND_V2_EXTRA}.get(version)
+    if extra is None or len(entry) < AUDIO_ENTRY_BYTES + extra:
+        return entry
+    channels, sample_size = struct.unpack_from(">HH", entry, 24)
+    rate_fixed = struct.unpack_from(">I", entry, 32)[0]
+    if version == 2:
+        rate_hz = round(struct.unpack_from(">d", entry, 40)[0])
+        channels = min(struct.unpack_from(">I", entry, 48)[0], 0xFFFF)
+        sample_size = min(struct.unpack_from(">I", entry, 56)[0], 0xFFFF) or 16
+        rate_fixed = rate_hz << 16 if 0 < rate_hz < 0x10000 else 0
+    children = []
+    try:
+        for span in iter_boxes(entry, AUDIO_ENTRY_BYTES + extra, len(entry), "stsd/entry"):
+            if span.fourcc != b"wave":
+                children.append(entry[span.offset : span.end])
+                continue
+            for inner in iter_boxes(entry, span.payload_offset, span.end, "stsd/entry/wave"):
+                if inner.fourcc in _WAVE_CONFIG_BOXES:
+                    children.append(entry[inner.offset : inner.end])
+    except MalformedBox:
+        return entry  # not a sound description we understand: pass it through as before
+    fields = entry[8:16] + bytes(8) + struct.pack(">HHHHI", channels, sample_size, 0, 0, rate_fixed)
+    return box(entry[4:8], fields + b"".join(children))
+
+
+def iso_stsd(stsd_box: bytes, handler_type: bytes) -> bytes:
+    """The stsd box (header included) for a CMAF header: the source's, with every QuickTime sound description made
+    an ISO AudioSampleEntry (`_iso_audio_entry`). Video and ISO audio entries are kept byte for byte; an stsd
+    whose entries do not frame is returned unchanged. QuickTime writes stsd version 0; an ISO AudioSampleEntryV1
+    (entry version 1, no extension) sits in an stsd of version 1 (§8.5.2.2) and is left alone."""
+    header = 16 if stsd_box[:4] == b"\0\0\0\1" else 8
+    if handler_type != b"soun" or len(stsd_box) < header + 8 or stsd_box[header] != 0:
+        return stsd_box
+    try:
+        spans = list(iter_boxes(stsd_box, header + 8, len(stsd_box), "stsd"))
+    except MalformedBox:
+        return stsd_box
+    entries = [_iso_audio_entry(bytes(stsd_box[span.offset : span.end])) for span in spans]
+    return box(b"stsd", bytes(stsd_box[header : header + 8]) + b"".join(entries))
 
 
 def cmaf_header(track: Track) -> bytes:
@@ -77,7 +139,7 @@ def cmaf_header(track: Track) -> bytes:
     empty_tables = b"".join(
         _full_box(name, 0, 0, bytes(4 if name != b"stsz" else 8)) for name in (b"stts", b"stsc", b"stsz", b"stco")
     )
-    stsd = stbl.child(b"stsd").payload  # the whole box, verbatim
+    stsd = iso_stsd(stbl.child(b"stsd").payload, track.handler_type)  # the whole box
     minf = box(b"minf", media_header + dinf + box(b"stbl", stsd + empty_tables))
     trak_box = box(b"trak", tkhd + box(b"mdia", mdhd + _handler_box(track.handler_type) + minf))
     trex = _full_box(b"trex", 0, 0, struct.pack(">IIIII", track.track_id, 1, 0, 0, 0))

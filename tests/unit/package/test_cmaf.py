@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,36 @@ def test_segments_follow_the_target_and_key_frames():
         frame_s = mt.audio_frame_duration_s(path)
         assert len(audio_starts) == len(starts_s)
         assert all(abs(a - v) <= frame_s + 1e-6 for a, v in zip(audio_starts, starts_s)), "audio cut off the video cuts"
+
+
+def _quicktime_aac_96k(tmp_path) -> Path:
+    """AAC at 96 kHz in a QuickTime file: ffmpeg writes a version 2 sound description (rate past 16 bits)."""
+    path = tmp_path / "aac96k.mov"
+    mt.run([mt.FFMPEG, "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=sample_rate=96000", "-ac", "2", "-t", "1",
+            "-c:a", "aac", "-f", "mov", str(path)])
+    return path
+
+
+@pytest.mark.parametrize("name", ["mov/bt601.mov", "mov/dolbyVision-hdr.MOV", "mov/sample_edit_list.mp4", "v2"])
+def test_quicktime_sound_descriptions_become_iso_audio_entries(name, tmp_path):
+    """Regression: a QuickTime sound description (version 1 or 2, esds inside `wave`) was copied verbatim into the
+    CMAF header, so an ISO parser read the QuickTime extension as child boxes and lost the esds: mp4box.js said
+    "mp4a" instead of "mp4a.40.2". Now mp4box.js reads the header alone as an AAC entry with the channel count and
+    rate ffprobe gives for the source, and ffprobe decodes init + segments as the same AAC stream."""
+    source = _quicktime_aac_96k(tmp_path) if name == "v2" else MEDIA_ROOT / name
+    streams = {int(s["id"], 16): s for s in mt.ffprobe_streams(source)}
+    audio = [(timeline, path) for timeline, path in _package(source, tmp_path) if timeline.track.handler_type == b"soun"]
+    assert audio
+    for timeline, path in audio:
+        stream = streams[timeline.track.track_id]
+        init = tmp_path / f"init{timeline.track.track_id}.mp4"
+        init.write_bytes(cmaf_header(timeline.track))
+        answer = mt.mp4box_probe({"tracks": [{"name": "a", "init": str(init), "segments": []}]})["tracks"][0]
+        assert answer["codec"] == "mp4a.40.2" and not answer["errors"]
+        assert answer["audio"]["channel_count"] == stream["channels"]
+        rate = int(stream["sample_rate"])
+        assert answer["audio"]["sample_rate"] == (rate if rate < 65536 else 0)  # 16.16 field; the esds has the rate
+        ours = next(s for s in mt.ffprobe_streams(path) if s["codec_type"] == "audio")
+        assert (ours["codec_name"], ours["profile"], ours["sample_rate"], ours["channels"]) == (
+            "aac", stream["profile"], stream["sample_rate"], stream["channels"])
+        assert mt.decode_errors(path) == ""
