@@ -72,6 +72,16 @@ def movie_60s(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def movie_60s_scene_cuts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """movie_60s with scene cuts (mediatools.scene_cut_times), where x264 adds key frames of its own; moov at end."""
+    return _generated(
+        tmp_path_factory,
+        "movie_60s_scene_cuts.mp4",
+        lambda path: mediatools.make_test_movie(path, MOVIE_60S_S, moov_at_end=True, scene_cuts=True),
+    )
+
+
+@pytest.fixture(scope="session")
 def movie_large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A progressive H.264 + AAC MP4 of at least 100 MiB (moov at end). Mark tests using it `@pytest.mark.slow`."""
     return _generated(
@@ -88,5 +98,6 @@ __all__ = [
     "shared_media",
     "movie_10min_moov_end",
     "movie_60s",
+    "movie_60s_scene_cuts",
     "movie_large",
 ]
