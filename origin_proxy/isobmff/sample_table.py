@@ -4,6 +4,10 @@ Strategy: every table is viewed (not copied) as a big-endian structured array, t
 against each other before anything is expanded, and expansion is vectorized (np.repeat/np.cumsum);
 there is no Python loop over samples or chunks. Cached columns are read-only.
 
+Kept for the moov writer: stts and ctts again in their canonical run-length form as big-endian box entries, stsz
+as its big-endian table and stsc as runs of chunks, so a rewritten moov is assembled from slices of them in
+O(log N) plus the bytes it copies (rewrite/moov_writer.py), instead of being encoded from per-sample columns.
+
 Totals enforced: stts counts sum to the stsz sample_count; stsc, walked over the stco chunks,
 places at least that many samples; every sample lies inside the file. ctts that covers fewer
 samples than stsz is padded with offset 0 (players do the same); more is cut.
@@ -11,12 +15,14 @@ samples than stsz is padded with offset 0 (players do the same); more is cut.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import MalformedBox, UnsupportedMedia
+from .boxes.ctts import CTTS_ENTRY
+from .boxes.stsc import STSC_ENTRY
+from .boxes.stts import STTS_ENTRY
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -25,23 +31,125 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
+class Runs:
+    """A per-sample column in the run-length form its box stores (stts §8.6.1.2, ctts §8.6.1.3), canonical: no
+    zero counts, no two equal neighbours.
+
+    Attributes:
+        entries: structured big-endian array of shape (R,), the box's own entry layout (sample_count, value), so
+            a slice of it is already box payload.
+        first_sample: int64, shape (R + 1,): index of each run's first sample, then the sample count N.
+    """
+
+    entries: np.ndarray
+    first_sample: np.ndarray
+
+    @classmethod
+    def encode(cls, values: np.ndarray, entry: np.dtype) -> Runs:
+        """Runs of a per-sample column (shape (N,)). Raises OverflowError when a value does not fit `entry`."""
+        starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1)) if len(values) else \
+            np.zeros(0, np.int64)
+        value_field = entry.names[1]
+        info = np.iinfo(entry[value_field])
+        if len(values) and (int(values.min()) < info.min or int(values.max()) > info.max):
+            raise OverflowError(f"{value_field} does not fit {entry[value_field]}")
+        first_sample = np.append(starts, len(values)).astype(np.int64)
+        entries = np.empty(len(starts), dtype=entry)
+        entries[entry.names[0]] = np.diff(first_sample)
+        entries[value_field] = values[starts]
+        return cls(_frozen(entries), _frozen(first_sample))
+
+    def window(self, first: int, stop: int) -> tuple[int, list]:
+        """The entries of samples [first, stop) (0 <= first < stop <= N): (entry_count, payload pieces), the first
+        and last runs cut to the window; the middle entries are zero-copy uint8 views of `entries`."""
+        ra = int(np.searchsorted(self.first_sample, first, side="right")) - 1
+        rb = int(np.searchsorted(self.first_sample, stop - 1, side="right")) - 1
+        count_field = self.entries.dtype.names[0]
+        if ra == rb:
+            head = self.entries[ra : ra + 1].copy()
+            head[count_field] = stop - first
+            return 1, [head.tobytes()]
+        head = self.entries[ra : ra + 1].copy()
+        head[count_field] = int(self.first_sample[ra + 1]) - first
+        tail = self.entries[rb : rb + 1].copy()
+        tail[count_field] = stop - int(self.first_sample[rb])
+        middle = memoryview(self.entries[ra + 1 : rb].view(np.uint8))
+        return rb - ra + 1, [head.tobytes(), middle, tail.tobytes()]
+
+    @property
+    def nbytes(self) -> int:
+        return self.entries.nbytes + self.first_sample.nbytes
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkMap:
+    """Where samples sit: stco/co64 (§8.7.5) and stsc (§8.7.4) over the C chunks that hold samples.
+
+    Attributes:
+        offset_bytes: int64 file offset of each chunk, shape (C,).
+        first_sample: uint32 index of each chunk's first sample, shape (C + 1,), ending with N.
+        description_first_chunk, description_index: int64, shape (D,): from chunk description_first_chunk[d] on,
+            samples are described by stsd entry description_index[d] (1-based); D is 1 in nearly every file.
+        ascending: chunks are laid out in order and do not overlap, so samples [a, b) span the bytes from the
+            start of a to the end of b - 1.
+    """
+
+    offset_bytes: np.ndarray
+    first_sample: np.ndarray
+    description_first_chunk: np.ndarray
+    description_index: np.ndarray
+    ascending: bool
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.offset_bytes)
+
+    def chunk_of(self, samples: np.ndarray | int) -> np.ndarray | int:
+        """The chunk holding each sample (0 <= sample < N)."""
+        # The needle in the array's own dtype: a mixed-type search would convert the whole array first.
+        needle = np.asarray(samples).astype(self.first_sample.dtype)
+        found = np.searchsorted(self.first_sample, needle, side="right").astype(np.int64) - 1
+        return int(found) if np.ndim(found) == 0 else found
+
+    def sample_description_index(self, chunk_from: int, chunk_to: int) -> np.ndarray:
+        """int64 1-based stsd entry of chunks [chunk_from, chunk_to], shape (chunk_to - chunk_from + 1,)."""
+        if len(self.description_index) == 1:
+            return np.full(chunk_to - chunk_from + 1, int(self.description_index[0]), np.int64)
+        chunks = np.arange(chunk_from, chunk_to + 1)
+        return self.description_index[np.searchsorted(self.description_first_chunk, chunks, side="right") - 1]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.offset_bytes, self.first_sample, self.description_first_chunk,
+                                      self.description_index))
+
+
+def _owned_nbytes(array: np.ndarray) -> int:
+    """Memory an array holds: 0 for a broadcast constant (stride 0)."""
+    return 0 if array.ndim and array.strides[0] == 0 else array.nbytes
+
+
+@dataclass(frozen=True, eq=False)
 class SampleTable:
-    """One track's samples, each column of shape (N,), in decode order.
+    """One track's samples as parallel columns, each of shape (N,), in decode order, plus the run-length forms the
+    moov writer slices (rewrite/moov_writer.py). Columns are read-only; dtypes are chosen for memory (the cache
+    holds thousands of these): arithmetic with them promotes to int64.
 
     Attributes:
         timescale: mdhd.timescale, ticks per second.
         dts_ticks: int64 decode times, first sample at 0.
-        duration_ticks: int64 sample durations (stts deltas).
-        cts_offset_ticks: int64 composition offsets (ctts; may be negative), zeros without ctts.
-        size_bytes: uint32 sample sizes (stsz).
-        offset_bytes: int64 absolute file offsets (stsc + stco/co64).
-        is_sync: bool; all True when stss is absent.
-        chunk_offset_bytes: int64 per chunk, shape (C,).
-        chunk_first_sample: int64 index of each chunk's first sample, shape (C,).
-        chunk_sample_count: int64 samples in each chunk, shape (C,) (may be 0).
-        chunk_description_index: uint32 1-based stsd entry of each chunk, shape (C,).
+        duration_ticks: int32 sample durations (stts deltas); int64 when one exceeds 2**31 - 1.
+        cts_offset_ticks: int32 composition offsets (ctts; may be negative); a broadcast 0 without ctts.
+        size_bytes: big-endian uint32 sample sizes, byte-for-byte stsz's table (§8.7.3.2).
+        is_sync: bool; a broadcast True when stss is absent.
+        stss_indices: int64 0-based indices of the sync samples, shape (K,); None without stss.
+        chunks: the chunk offsets and sample-to-chunk map (ChunkMap); sample offsets are computed from it
+            (sample_offsets) rather than kept per sample.
+        stts: Runs of duration_ticks. ctts: Runs of cts_offset_ticks, None without ctts.
+        uniform_size_bytes: the size every sample has, or 0 when sizes differ.
+        cts_min_ticks, cts_max_ticks: extremes of cts_offset_ticks (0 without samples).
+        composition_end_ticks: latest dts + cts + duration: where the media's presentation ends before any edit.
         has_ctts, has_stss: whether the source carried those boxes.
-        sync_indices: int64 0-based indices of sync samples (all when has_stss is False).
     """
 
     timescale: int
@@ -49,15 +157,49 @@ class SampleTable:
     duration_ticks: np.ndarray
     cts_offset_ticks: np.ndarray
     size_bytes: np.ndarray
-    offset_bytes: np.ndarray
     is_sync: np.ndarray
-    chunk_offset_bytes: np.ndarray
-    chunk_first_sample: np.ndarray
-    chunk_sample_count: np.ndarray
-    chunk_description_index: np.ndarray
-    sync_indices: np.ndarray
+    stss_indices: np.ndarray | None
+    chunks: ChunkMap
+    stts: Runs
+    ctts: Runs | None
+    uniform_size_bytes: int
+    cts_min_ticks: int
+    cts_max_ticks: int
+    composition_end_ticks: int
     has_ctts: bool
-    has_stss: bool
+
+    @property
+    def has_stss(self) -> bool:
+        return self.stss_indices is not None
+
+    @property
+    def sync_indices(self) -> np.ndarray:
+        """int64 0-based indices of the sync samples, shape (K,): stss, or every sample without it."""
+        return self.stss_indices if self.stss_indices is not None else np.arange(len(self.dts_ticks), dtype=np.int64)
+
+    def sample_offsets(self, first: int, stop: int) -> np.ndarray:
+        """int64 file offsets of samples [first, stop) (0 <= first <= stop <= N), shape (stop - first,), from the
+        chunk offsets and the sizes of the samples before them in their chunk: O(stop - first + samples of the
+        first chunk)."""
+        if stop <= first:
+            return np.zeros(0, np.int64)
+        chunks = self.chunks
+        lo = int(chunks.first_sample[chunks.chunk_of(first)])
+        before = np.zeros(stop - lo + 1, dtype=np.int64)
+        np.cumsum(self.size_bytes[lo:stop], dtype=np.int64, out=before[1:])
+        samples = np.arange(first, stop, dtype=np.int64)
+        chunk = chunks.chunk_of(samples)
+        return chunks.offset_bytes[chunk] + before[samples - lo] - before[chunks.first_sample[chunk].astype(np.int64) - lo]
+
+    def byte_span(self, first: int, stop: int) -> tuple[int, int]:
+        """(lowest, highest exclusive) file byte that samples [first, stop) occupy (first < stop); O(1) searches
+        when the chunks are in file order, else O(stop - first)."""
+        if self.chunks.ascending:
+            low = int(self.sample_offsets(first, first + 1)[0])
+            high = int(self.sample_offsets(stop - 1, stop)[0]) + int(self.size_bytes[stop - 1])
+            return low, high
+        offsets = self.sample_offsets(first, stop)
+        return int(offsets.min()), int((offsets + self.size_bytes[first:stop]).max())
 
     @property
     def sample_count(self) -> int:
@@ -69,24 +211,16 @@ class SampleTable:
         n = len(self.dts_ticks)
         return int(self.dts_ticks[-1] + self.duration_ticks[-1]) if n else 0
 
-    @functools.cached_property
-    def composition_end_ticks(self) -> int:
-        """Latest composition time + duration over all samples (media ticks): where presentation of the
-        media ends before any edit list. Computed once per cached table."""
-        if not len(self.dts_ticks):
-            return 0
-        return int((self.dts_ticks + self.cts_offset_ticks + self.duration_ticks).max())
+    def decode_span_ticks(self, first: int, stop: int) -> int:
+        """Sum of the durations of samples [first, stop) (0 <= first < stop <= N), in O(1)."""
+        return int(self.dts_ticks[stop - 1]) + int(self.duration_ticks[stop - 1]) - int(self.dts_ticks[first])
 
     @property
     def nbytes(self) -> int:
-        return sum(
-            getattr(self, name).nbytes
-            for name in (
-                "dts_ticks", "duration_ticks", "cts_offset_ticks", "size_bytes", "offset_bytes", "is_sync",
-                "chunk_offset_bytes", "chunk_first_sample", "chunk_sample_count", "chunk_description_index",
-                "sync_indices",
-            )
-        )
+        columns = (self.dts_ticks, self.duration_ticks, self.cts_offset_ticks, self.size_bytes, self.is_sync,
+                   self.stss_indices if self.stss_indices is not None else np.zeros(0))
+        runs = (self.chunks, self.stts) + ((self.ctts,) if self.ctts is not None else ())
+        return sum(_owned_nbytes(a) for a in columns) + sum(r.nbytes for r in runs)
 
 
 def build_sample_table(
@@ -145,9 +279,9 @@ def build_sample_table(
 
     # stsz (§8.7.3.2)
     if entry_size is None:
-        size = np.full(n, sample_size, dtype=np.uint32)
+        size = np.full(n, sample_size, dtype=np.uint32)  # only while offsets are computed; stored as a broadcast
     else:
-        size = entry_size.astype(np.uint32)
+        size = np.array(entry_size, dtype=">u4")  # owned (not a view of the moov), in stsz's byte order
 
     # stss (§8.6.2): 1-based, each in 1..N.
     if stss is not None:
@@ -199,21 +333,43 @@ def build_sample_table(
     offset = chunk_offset[sample_chunk] + start_of_sample - start_of_sample[chunk_first[sample_chunk]] if n else np.zeros(0, np.int64)
     if n and (int(offset.min()) < 0 or int((offset + size).max()) > file_size):
         raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
+    del sample_chunk, start_of_sample
 
-    sync_indices = np.flatnonzero(is_sync).astype(np.int64)
+    # Chunks that hold no sample are dropped: they have no place in a rewritten stco.
+    used = chunk_samples > 0
+    if not used.all():
+        chunk_offset, chunk_samples, chunk_sdi, chunk_first = (
+            chunk_offset[used], chunk_samples[used], chunk_sdi[used], chunk_first[used])
+    described = np.concatenate(([0], np.flatnonzero(chunk_sdi[1:] != chunk_sdi[:-1]) + 1)).astype(np.int64) \
+        if len(chunk_sdi) else np.zeros(0, np.int64)
+    chunk_end = chunk_offset + np.add.reduceat(size.astype(np.int64), chunk_first) if n else chunk_offset
+    chunks = ChunkMap(
+        offset_bytes=_frozen(chunk_offset),
+        first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32 if n < 2**32 else np.int64)),
+        description_first_chunk=_frozen(described),
+        description_index=_frozen(chunk_sdi[described].astype(np.int64)),
+        ascending=bool(np.all(chunk_offset[1:] >= chunk_end[:-1])),
+    )
+    del chunk_end
+
+    narrow = int(duration.max()) < 2**31 if n else True
+    cts_min, cts_max = (int(cts.min()), int(cts.max())) if n else (0, 0)
+    composition_end = int((dts + cts + duration).max()) if n else 0
+    stored_size = np.broadcast_to(np.array(sample_size, ">u4"), (n,)) if entry_size is None else size
     return SampleTable(
         timescale=timescale,
         dts_ticks=_frozen(dts),
-        duration_ticks=_frozen(duration),
-        cts_offset_ticks=_frozen(cts),
-        size_bytes=_frozen(size),
-        offset_bytes=_frozen(offset),
-        is_sync=_frozen(is_sync),
-        chunk_offset_bytes=_frozen(chunk_offset),
-        chunk_first_sample=_frozen(chunk_first),
-        chunk_sample_count=_frozen(chunk_samples),
-        chunk_description_index=_frozen(chunk_sdi),
-        sync_indices=_frozen(sync_indices),
+        duration_ticks=_frozen(duration.astype(np.int32) if narrow else duration),
+        cts_offset_ticks=_frozen(cts.astype(np.int32)) if ctts is not None else np.broadcast_to(np.int32(0), (n,)),
+        size_bytes=_frozen(stored_size) if entry_size is not None else stored_size,
+        is_sync=_frozen(is_sync) if stss is not None else np.broadcast_to(True, (n,)),
+        stss_indices=_frozen(np.flatnonzero(is_sync).astype(np.int64)) if stss is not None else None,
+        chunks=chunks,
+        stts=Runs.encode(duration, STTS_ENTRY),
+        ctts=Runs.encode(cts, CTTS_ENTRY) if ctts is not None else None,
+        uniform_size_bytes=sample_size if entry_size is None else 0,
+        cts_min_ticks=cts_min,
+        cts_max_ticks=cts_max,
+        composition_end_ticks=composition_end,
         has_ctts=ctts is not None,
-        has_stss=stss is not None,
     )

@@ -171,7 +171,7 @@ def movie_fragment(timeline: TrackTimeline, index: int, samples: np.ndarray, *, 
     table = timeline.track.table
     first = int(timeline.first_sample[index])
     sizes = table.size_bytes[first : first + len(samples)].astype(np.int64)
-    offsets = table.offset_bytes[first : first + len(samples)]
+    offsets = table.sample_offsets(first, first + len(samples))
 
     mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", index + 1))
     tfhd = _full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))

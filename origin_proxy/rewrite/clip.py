@@ -108,49 +108,86 @@ def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fr
     return pres.media_time + (t_s - pres.lead_s) * timescale
 
 
-def _preroll_samples_start(track: Track, pts: np.ndarray, first: int, media_start: Fraction) -> int:
+def _pts(table, indices: np.ndarray | slice) -> np.ndarray:
+    """int64 composition times (media ticks) of the samples `indices` select."""
+    return table.dts_ticks[indices] + table.cts_offset_ticks[indices]
+
+
+def _last_presented_before(table, stop_ticks: int, first: int) -> int:
+    """The last sample at or after `first` whose composition time is below `stop_ticks`, or -1 for none.
+
+    Decode times are sorted and every offset lies in [cts_min, cts_max], so only the samples decoded in
+    [stop - cts_max, stop - cts_min) need their composition time computed: O(log N + that span)."""
+    dts = table.dts_ticks
+    all_before = int(np.searchsorted(dts, stop_ticks - table.cts_max_ticks, side="left"))  # pts < stop for all
+    maybe_end = int(np.searchsorted(dts, stop_ticks - table.cts_min_ticks, side="left"))  # pts >= stop after
+    lo = max(first, all_before)
+    if maybe_end > lo:
+        hits = np.flatnonzero(_pts(table, slice(lo, maybe_end)) < stop_ticks)
+        if len(hits):
+            return lo + int(hits[-1])
+    return all_before - 1 if all_before - 1 >= first else -1
+
+
+def _first_presented_at_or_after(table, ticks: int) -> int:
+    """For tracks whose composition offsets are one constant (audio, nearly always): the number of samples
+    presented at or before `ticks`, i.e. searchsorted(pts, ticks, 'right'); O(N) only for varying offsets."""
+    if table.cts_min_ticks == table.cts_max_ticks:
+        return int(np.searchsorted(table.dts_ticks, ticks - table.cts_min_ticks, side="right"))
+    return int(np.searchsorted(_pts(table, slice(None)), ticks, side="right"))
+
+
+def _sync_at_or_before(table, start_floor: int) -> int | None:
+    """The last sync sample presented at or before `start_floor` (media ticks), or None. O(K) in sync samples."""
+    sync = table.sync_indices
+    candidates = sync[_pts(table, sync) <= start_floor] if len(sync) else sync
+    return int(candidates[-1]) if len(candidates) else None
+
+
+def _preroll_samples_start(track: Track, first: int, media_start: Fraction) -> int:
     codec = track.codec
     if codec == b"mp4a":
         return max(first - 1, 0)
     if codec == b"Opus":
         target = math.floor(media_start - OPUS_PREROLL_S * track.timescale)
-        return max(int(np.searchsorted(pts, target, side="right")) - 1, 0)
+        return max(_first_presented_at_or_after(track.table, target) - 1, 0)
     return first
 
 
 def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start_s: Fraction, end_s: Fraction) -> TrackCut | None:
     """Samples and edit list of one track for the window [start_s, end_s) seconds, or None when
-    the track presents nothing in it."""
+    the track presents nothing in it. O(log N) searches plus O(sync samples), for video and for tracks with
+    constant composition offsets; nothing here walks every sample."""
     table = track.table
     t_from = max(start_s, pres.lead_s)
     t_to = min(end_s, pres.end_s)
     if t_to <= t_from:
         return None
     ts = table.timescale
-    pts = table.dts_ticks + table.cts_offset_ticks  # composition times, media ticks
+    n = table.sample_count
     media_start = _media_time_at(pres, ts, t_from)
     media_stop = _media_time_at(pres, ts, t_to)
     start_floor = math.floor(media_start)
     stop_ceil = math.ceil(media_stop)
 
     if track.handler_type == b"vide":
+        key = _sync_at_or_before(table, start_floor)
         sync = table.sync_indices
-        candidates = sync[pts[sync] <= start_floor] if len(sync) else sync
-        first = int(candidates[-1]) if len(candidates) else (int(sync[0]) if len(sync) else 0)
-        presented = np.flatnonzero(pts[first:] < stop_ceil)
-        stop = first + (int(presented[-1]) + 1 if len(presented) else 1)
+        first = key if key is not None else (int(sync[0]) if len(sync) else 0)
+        last = _last_presented_before(table, stop_ceil, first)
+        stop = last + 1 if last >= 0 else first + 1
     else:
-        first = max(int(np.searchsorted(pts, start_floor, side="right")) - 1, 0)
-        first = _preroll_samples_start(track, pts, first, media_start)
-        stop = max(int(np.searchsorted(pts, stop_ceil, side="left")), first + 1)
-    stop = min(stop, table.sample_count)
+        first = max(_first_presented_at_or_after(table, start_floor) - 1, 0)
+        first = _preroll_samples_start(track, first, media_start)
+        stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
+    stop = min(stop, n)
 
     base = int(table.dts_ticks[first])
     media_time = _round_half_up(media_start) - base
     # Negative composition offsets (ctts v1, or v0 written as signed) are read differently by
     # players (ffmpeg shifts dts by a heuristic, some ignore cslg); shift them all to >= 0 and fold
     # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
-    min_offset = int(table.cts_offset_ticks[first:stop].min())
+    min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_offset_ticks[first:stop].min())
     cts_shift = max(-min_offset, -media_time, 0)
     empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
     duration = to_ticks(t_to - t_from, movie_timescale)
@@ -166,13 +203,10 @@ def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
         pres = presentation(track, movie.timescale)
         table = track.table
         t_from = max(start_s, pres.lead_s)
-        pts = table.dts_ticks + table.cts_offset_ticks
-        sync = table.sync_indices
-        start_floor = math.floor(_media_time_at(pres, table.timescale, t_from))
-        candidates = sync[pts[sync] <= start_floor]
-        if not len(candidates):
+        key = _sync_at_or_before(table, math.floor(_media_time_at(pres, table.timescale, t_from)))
+        if key is None:
             return min(start_s, pres.lead_s)
-        key_s = pres.lead_s + Fraction(int(pts[candidates[-1]]) - pres.media_time, table.timescale)
+        key_s = pres.lead_s + Fraction(int(_pts(table, key)) - pres.media_time, table.timescale)
         return max(min(key_s, start_s), Fraction(0))
     return start_s
 
@@ -206,7 +240,8 @@ def plan_clip(movie_file: MovieFile, request: ClipRequest, content_type: str = "
     """The rewritten file for a `?start=&end=` request (DESIGN.md §4).
 
     Returns:
-        Plan of ftyp + moov + mdat header (bytes) and one SourceRange of the source's mdat bytes.
+        Plan of ftyp + moov + mdat header (generated parts, see moov_writer.write_clip) and one SourceRange of
+        the source's mdat bytes.
         `start=0` (or absent) without `end` on a file whose moov precedes its mdat is the file itself.
     Raises:
         BadRequest (400), UnsupportedMedia (501), MalformedMedia (502).
@@ -217,5 +252,4 @@ def plan_clip(movie_file: MovieFile, request: ClipRequest, content_type: str = "
         return Plan((SourceRange(0, movie_file.file_size),), content_type)
     cuts = select(movie_file.movie, request)
     head, source_range = write_clip(movie_file, cuts)
-    parts = (head, source_range) if source_range.size else (head,)
-    return Plan(parts, content_type)
+    return Plan((*head, source_range) if source_range.size else tuple(head), content_type)

@@ -11,6 +11,8 @@ upgraded to co64 when any offset needs 64 bits, which is decided after the moov 
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,58 +23,83 @@ from ..isobmff.boxes.elst import build_elst
 from ..isobmff.boxes.mdhd import MDHD_DURATION_OFFSETS
 from ..isobmff.boxes.mvhd import MVHD_DURATION_OFFSETS
 from ..isobmff.boxes.stco import build_chunk_offsets
-from ..isobmff.boxes.stsc import build_stsc
-from ..isobmff.boxes.stss import build_stss
-from ..isobmff.boxes.stsz import build_stsz
-from ..isobmff.boxes.stts import build_stts
+from ..isobmff.boxes.stsc import STSC_ENTRY
+from ..isobmff.boxes.stss import STSS_ENTRY
 from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
 from ..isobmff.build import box, box_header
 from ..isobmff.movie import STBL_DROPPED, MovieFile, Node
-from ..plan import SourceRange
+from ..plan import Generated, LazyBytes, SourceRange
 from .clip import TrackCut
 
 _CHUNK_OFFSET_MARKERS = (b"stco", b"co64")
+_JOIN_BELOW_BYTES = 64 * 1024  # generated pieces shorter than this are joined with their neighbours
 
 
 @dataclass
 class _Chunks:
-    """The kept chunks of one track: absolute source offsets, sample counts, description indices."""
+    """The kept chunks of one track: their source offsets (a view of the table's, the first replaced by the first
+    kept sample's offset) and the stsc entries that describe them, the first and last chunk cut mid-chunk."""
 
     offset_bytes: np.ndarray
-    sample_count: np.ndarray
-    description_index: np.ndarray
+    first_offset_bytes: int
+    stsc: np.ndarray
 
 
 def _kept_chunks(cut: TrackCut) -> tuple[_Chunks, int, int]:
-    """Chunks of samples [first, stop), the first and last split mid-chunk; plus the lowest and
-    highest (exclusive) source byte the samples occupy."""
+    """Chunks of samples [first, stop); plus the lowest and highest (exclusive) source byte the samples occupy.
+    O(kept chunks) in vectorized passes, no per-sample work."""
+    table = cut.track.table
+    chunks = table.chunks
+    first, stop = cut.first, cut.stop
+    ca, cb = chunks.chunk_of(first), chunks.chunk_of(stop - 1)
+    counts = np.diff(chunks.first_sample[ca : cb + 2].astype(np.int64))
+    counts[0] -= first - int(chunks.first_sample[ca])
+    counts[-1] -= int(chunks.first_sample[cb + 1]) - stop
+    if len(chunks.description_index) == 1:
+        changes = counts[1:] != counts[:-1]
+        description = np.broadcast_to(chunks.description_index[:1], counts.shape)
+    else:
+        description = chunks.sample_description_index(ca, cb)
+        changes = (counts[1:] != counts[:-1]) | (description[1:] != description[:-1])
+    starts = np.flatnonzero(changes) + 1
+    stsc = np.empty(len(starts) + 1, dtype=STSC_ENTRY)
+    stsc["first_chunk"][0], stsc["first_chunk"][1:] = 1, starts + 1
+    stsc["samples_per_chunk"][0], stsc["samples_per_chunk"][1:] = counts[0], counts[starts]
+    stsc["sample_description_index"][0] = description[0]
+    stsc["sample_description_index"][1:] = description[starts]
+    low, high = table.byte_span(first, stop)
+    first_offset = int(table.sample_offsets(first, first + 1)[0])
+    return _Chunks(chunks.offset_bytes[ca : cb + 1], first_offset, stsc), low, high
+
+
+def _table_box(fourcc: bytes, version: int, entry_count: int, pieces: list, prefix: bytes = b"") -> list:
+    """A full box of a sample table from its entries' bytes (pieces: bytes or uint8 memoryviews)."""
+    head = struct.pack(">B3x", version) + prefix + struct.pack(">I", entry_count)
+    return [box_header(fourcc, len(head) + sum(len(p) for p in pieces)), head, *pieces]
+
+
+def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
+    """stts, stsz, and ctts/stss where the output has them, for samples [first, stop): slices of the table's
+    cached big-endian entries, so the cost is O(log N) searches plus the bytes copied."""
     table = cut.track.table
     first, stop = cut.first, cut.stop
-    chunk_first = table.chunk_first_sample
-    ca = int(np.searchsorted(chunk_first, first, side="right")) - 1
-    cb = int(np.searchsorted(chunk_first, stop - 1, side="right")) - 1
-    counts = table.chunk_sample_count[ca : cb + 1].copy()
-    counts[0] -= first - chunk_first[ca]
-    counts[-1] -= chunk_first[cb] + table.chunk_sample_count[cb] - stop
-    offsets = table.chunk_offset_bytes[ca : cb + 1].copy()
-    offsets[0] = table.offset_bytes[first]
-    indices = table.chunk_description_index[ca : cb + 1]
-    keep = counts > 0
-    sample_offsets = table.offset_bytes[first:stop]
-    low = int(sample_offsets.min())
-    high = int((sample_offsets + table.size_bytes[first:stop]).max())
-    return _Chunks(offsets[keep], counts[keep], indices[keep]), low, high
-
-
-def _stbl_payloads(cut: TrackCut) -> dict[bytes, bytes]:
-    table = cut.track.table
-    window = slice(cut.first, cut.stop)
-    out = {b"stts": build_stts(table.duration_ticks[window]), b"stsz": build_stsz(table.size_bytes[window])}
-    cts = table.cts_offset_ticks[window]
-    if table.has_ctts or cut.cts_shift:
-        out[b"ctts"] = build_ctts(cts + cut.cts_shift)
+    out = {b"stts": _table_box(b"stts", 0, *table.stts.window(first, stop))}
+    if table.uniform_size_bytes:
+        out[b"stsz"] = [box(b"stsz", struct.pack(">B3xII", 0, table.uniform_size_bytes, stop - first))]
+    else:
+        sizes = memoryview(table.size_bytes[first:stop].view(np.uint8))
+        out[b"stsz"] = _table_box(b"stsz", 0, stop - first, [sizes], prefix=struct.pack(">I", 0))
+    if table.ctts is not None and cut.cts_shift == 0:
+        # cts_shift is 0 only when no kept offset is negative, so version 0 reads these entries the same.
+        out[b"ctts"] = _table_box(b"ctts", 0, *table.ctts.window(first, stop))
+    elif table.has_ctts or cut.cts_shift:
+        offsets = table.cts_offset_ticks[first:stop].astype(np.int64) + cut.cts_shift
+        out[b"ctts"] = [box(b"ctts", build_ctts(offsets))]
     if table.has_stss:
-        out[b"stss"] = build_stss(np.flatnonzero(table.is_sync[window]))
+        sync = table.stss_indices
+        kept = sync[np.searchsorted(sync, first) : np.searchsorted(sync, stop)]
+        numbers = (kept - (first - 1)).astype(STSS_ENTRY["sample_number"])
+        out[b"stss"] = _table_box(b"stss", 0, len(numbers), [memoryview(numbers.view(np.uint8))])
     return out
 
 
@@ -92,7 +119,8 @@ def _serialize(node: Node, replace) -> list:
 
 
 class _Deferred:
-    """A chunk-offset box whose bytes depend on where the mdat lands; its size is known up front."""
+    """A chunk-offset box (stco, or co64 when `wide`, §8.7.5) whose bytes depend on where the mdat lands; its
+    size is known up front."""
 
     def __init__(self, chunks: _Chunks, wide: bool):
         self.chunks = chunks
@@ -102,11 +130,14 @@ class _Deferred:
         return 16 + len(self.chunks.offset_bytes) * (8 if self.wide else 4)
 
     def render(self, shift: int) -> bytes:
-        return box(*build_chunk_offsets(self.chunks.offset_bytes + shift, wide=self.wide))
+        """The box with every offset moved by `shift` bytes. Raises OverflowError when an offset does not fit."""
+        offsets = self.chunks.offset_bytes + shift
+        offsets[0] = self.chunks.first_offset_bytes + shift
+        return box(*build_chunk_offsets(offsets, wide=self.wide))
 
 
 def _piece_size(piece) -> int:
-    return piece.size() if isinstance(piece, _Deferred) else len(piece)
+    return piece.size() if isinstance(piece, _Deferred) else len(piece)  # bytes, or a uint8 memoryview
 
 
 def _container(fourcc: bytes, pieces: list) -> list:
@@ -115,10 +146,10 @@ def _container(fourcc: bytes, pieces: list) -> list:
 
 
 def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
-    tables = _stbl_payloads(cut)
+    tables = _stbl_boxes(cut)
     deferred = _Deferred(chunks, wide)
     table = cut.track.table
-    media_duration = int(table.duration_ticks[cut.first : cut.stop].sum())
+    media_duration = table.decode_span_ticks(cut.first, cut.stop)
     track_duration = cut.empty_movie_ticks + cut.segment_duration
     edits = ([(cut.empty_movie_ticks, -1)] if cut.empty_movie_ticks else []) + [(cut.segment_duration, cut.media_time)]
     edts = box(b"edts", box(b"elst", build_elst(edits)))
@@ -133,13 +164,13 @@ def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
         if name == b"mdhd":
             return [box(b"mdhd", patch_duration(_header_payload(node), media_duration, *MDHD_DURATION_OFFSETS))]
         if name == b"stsc":
-            return [box(b"stsc", build_stsc(chunks.sample_count, chunks.description_index))]
+            return _table_box(b"stsc", 0, len(chunks.stsc), [memoryview(chunks.stsc.view(np.uint8))])
         if name in _CHUNK_OFFSET_MARKERS:
             return [deferred]
         if name == b"stts" and not table.has_ctts and b"ctts" in tables:
-            return [box(b"stts", tables.pop(b"stts")), box(b"ctts", tables.pop(b"ctts"))]
+            return tables.pop(b"stts") + tables.pop(b"ctts")
         if name in tables:
-            return [box(name, tables.pop(name))]
+            return tables.pop(name)
         if name in STBL_DROPPED or (name in (b"ctts", b"stss") and node.payload == b""):
             return []
         return None
@@ -172,8 +203,12 @@ def _moov_pieces(movie_file: MovieFile, cuts: list[TrackCut], chunks: list[_Chun
     return _container(b"moov", _serialize(movie_file.movie.moov, replace))
 
 
-def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[bytes, SourceRange]:
-    """(ftyp + moov + mdat header, the source range that is the mdat payload).
+def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Generated], SourceRange]:
+    """(the head: ftyp + moov + mdat header as Plan parts, the source range that is the mdat payload).
+
+    The head's parts are bytes, zero-copy memoryviews of the tables' cached entries (stts, ctts, stsz) and
+    LazyBytes for the chunk offsets, so its length is known in O(log N + kept chunks) and only the bytes a
+    response covers are ever made. Consecutive small pieces are joined.
 
     Args:
         cuts: at least one TrackCut, from clip.select.
@@ -190,10 +225,18 @@ def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[bytes, Sour
         if high + head_bytes - low <= 0xFFFFFFFF:  # every new chunk offset fits stco
             break
     shift = head_bytes - low
-    out = bytearray(movie_file.ftyp)
+    parts: list[Generated] = []
+    small: list[bytes] = [movie_file.ftyp]
     for piece in pieces:
-        out += piece.render(shift) if isinstance(piece, _Deferred) else piece
-    out += mdat_header
-    if len(out) != head_bytes:
+        if isinstance(piece, bytes) and len(piece) < _JOIN_BELOW_BYTES:
+            small.append(piece)
+            continue
+        if small:
+            parts.append(b"".join(small))
+            small = []
+        parts.append(LazyBytes(piece.size(), functools.partial(piece.render, shift))
+                     if isinstance(piece, _Deferred) else piece)
+    parts.append(b"".join([*small, mdat_header]))
+    if sum(len(p) for p in parts) != head_bytes:
         raise AssertionError("moov size promised to its parents differs from what was written")
-    return bytes(out), SourceRange(low, high - low)
+    return parts, SourceRange(low, high - low)

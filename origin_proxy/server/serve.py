@@ -24,7 +24,7 @@ from aiohttp import web
 from ..errors import SourceChanged, UpstreamError
 from ..isobmff.movie import MovieFile
 from ..loader import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
-from ..plan import Part, Plan, SourceRange
+from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
 from ..source import Source, open_source
 from ..source.local import LocalSource
@@ -126,7 +126,7 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, build:
 
     response = web.StreamResponse(status=status, headers=headers)
     response.content_type = body_type
-    response.content_length = sum(len(p) if isinstance(p, bytes) else p.size for p in body)
+    response.content_length = sum(part_size(p) for p in body)
     if request.method == "HEAD":
         return _Settled(response, None, source)
     settled = _Settled(response, body, source)
@@ -175,8 +175,8 @@ async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncEx
 async def _write_body(request: web.Request, settled: _Settled) -> None:
     response, source = settled.response, settled.source
     for index, part in enumerate(settled.body):
-        if isinstance(part, bytes):
-            await response.write(part)
+        if not isinstance(part, SourceRange):
+            await response.write(materialize(part))
         elif settled.first_chunk is not None and settled.first_chunk[0] == index:
             _, chunks, first = settled.first_chunk
             await response.write(first)

@@ -41,12 +41,16 @@ def build_table(version: int, columns: list[np.ndarray], dtype: np.dtype, prefix
         OverflowError: a value does not fit its field (callers choose co64 / version 1 first).
     """
     count = len(columns[0]) if columns else 0
-    table = np.empty(count, dtype=dtype)
     for name, column in zip(dtype.names, columns):
         info = np.iinfo(dtype[name])
         if count and (int(column.min()) < info.min or int(column.max()) > info.max):
             raise OverflowError(f"{name} does not fit {dtype[name]}")
-        table[name] = column
+    if len(columns) == 1:  # one field: a plain byte-swapping cast
+        table = columns[0].astype(dtype[0])
+    else:
+        table = np.empty(count, dtype=dtype)
+        for name, column in zip(dtype.names, columns):
+            table[name] = column
     return struct.pack(">B3x", version) + prefix + struct.pack(">I", count) + table.tobytes()
 
 
