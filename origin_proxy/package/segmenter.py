@@ -7,12 +7,17 @@ decode times, and video composition offsets are rebased by C so that the first p
 sample at its source presentation time P = lead + (cts - M) / timescale, so tracks stay in sync with no
 edit list. Decode times cannot be negative (tfdt is unsigned), so samples presented wholly before 0
 (AAC priming, B-frame pre-roll hidden by the source's edit) are dropped and D is raised just enough for
-the first kept sample to decode at 0; for audio that moves at most a part of one frame.
+the first kept sample to decode at 0; for audio that moves at most a part of one frame. Video keeps the
+sync sample at or before 0, so when an edit starts after it (mid-GOP), raising D delays the video by up
+to a GOP: then every track of the presentation is delayed by as much (`delay_s`, like a longer empty
+edit), which keeps the source's lip sync and shows the frames the edit hid at the start.
 
 Boundaries: at the first video sync sample presented at or after each multiple of the target duration
 (irregular GOPs make irregular segments; a GOP longer than the target spans several multiples). Audio is
-cut at the first sample presented at or after the same times. Every video segment starts with a sync
-sample; durations are the real ones.
+cut at the first sample presented at or after each video segment's earliest presentation time: that is
+the sync sample's, or earlier when leading pictures (open GOP: frames after the sync sample in decode
+order, before it in presentation order) open the segment. Every video segment starts with a sync sample;
+durations are the real ones.
 
 Cost: numpy over the samples once per presentation (cached by the edge); a Python loop over segments only.
 """
@@ -73,12 +78,13 @@ class TrackTimeline:
         return int(math.ceil(int(self.size_bytes.sum()) * 8 / seconds))
 
 
-def _shifts(track: Track, movie_timescale: int) -> tuple[int, int, int]:
-    """(first kept sample, D, C) for a track; see the module docstring."""
+def _shifts(track: Track, movie_timescale: int, delay_s: Fraction = Fraction(0)) -> tuple[int, int, int, Fraction]:
+    """(first kept sample, D, C, late_s) for a track presented `delay_s` seconds later than its source says; late_s
+    is how much later still it starts because D had to be raised (tfdt >= 0). See the module docstring."""
     table = track.table
     ts = table.timescale
     pres = presentation(track, movie_timescale)
-    lead_ticks = pres.lead_s * ts
+    lead_ticks = (pres.lead_s + delay_s) * ts
     composition_shift = 0
     if track.handler_type == b"vide" and table.has_ctts:
         first_presented = int(np.argmin(table.dts_ticks + table.cts_offset_ticks))
@@ -95,7 +101,7 @@ def _shifts(track: Track, movie_timescale: int) -> tuple[int, int, int]:
         first = int(np.searchsorted(pts_end, 0, side="right"))  # drop samples wholly before 0
         first = min(first, table.sample_count - 1)
     decode_shift = max(ideal, -int(table.dts_ticks[first]))
-    return first, decode_shift, composition_shift
+    return first, decode_shift, composition_shift, Fraction(decode_shift - ideal, ts)
 
 
 def _reference_track(movie: Movie) -> Track:
@@ -136,11 +142,13 @@ def _boundaries_s(track: Track, first: int, decode_shift: int, composition_shift
     return starts
 
 
-def track_timeline(track: Track, movie_timescale: int, boundaries_s: list[Fraction]) -> TrackTimeline:
-    """Cut one track at the presentation times `boundaries_s` (the first is the presentation's start)."""
+def track_timeline(track: Track, movie_timescale: int, boundaries_s: list[Fraction],
+                   delay_s: Fraction = Fraction(0)) -> TrackTimeline:
+    """Cut one track at the presentation times `boundaries_s` (the first is the presentation's start), the track
+    presented `delay_s` seconds later than its source says (the presentation's common delay, see segment_movie)."""
     table = track.table
     ts = table.timescale
-    first, decode_shift, composition_shift = _shifts(track, movie_timescale)
+    first, decode_shift, composition_shift, _ = _shifts(track, movie_timescale, delay_s)
     dts = table.dts_ticks + decode_shift
     pts = dts + table.cts_offset_ticks + composition_shift
     n = table.sample_count
@@ -186,6 +194,14 @@ def segment_movie(movie: Movie, target_duration_s: Fraction = Fraction(4)) -> li
         UnsupportedMedia: no audio or video track, or an edit list presentation() cannot fold.
     """
     reference = _reference_track(movie)
-    first, decode_shift, composition_shift = _shifts(reference, movie.timescale)
+    # An edit starting after the reference video's sync sample delays that video (tfdt >= 0): delay every track
+    # as much, so lip sync stays the source's. (Audio's own lateness is a part of a frame: not passed on.)
+    delay_s = _shifts(reference, movie.timescale)[3] if reference.handler_type == b"vide" else Fraction(0)
+    first, decode_shift, composition_shift, _ = _shifts(reference, movie.timescale, delay_s)
     boundaries = _boundaries_s(reference, first, decode_shift, composition_shift, Fraction(target_duration_s))
-    return [track_timeline(track, movie.timescale, boundaries) for track in movie.tracks]
+    cut = track_timeline(reference, movie.timescale, boundaries, delay_s)
+    # The other tracks are cut where each reference segment starts presenting, leading pictures included, so
+    # audio and video segments cover the same presentation time (within one audio frame).
+    starts = [boundaries[0]] + [Fraction(int(t), cut.timescale) for t in cut.presentation_time_ticks[1:]]
+    return [cut if track is reference else track_timeline(track, movie.timescale, starts, delay_s)
+            for track in movie.tracks]

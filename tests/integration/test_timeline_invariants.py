@@ -1,30 +1,33 @@
 """Timeline invariants of fragment-on-demand output (issue 3, DESIGN.md §5), for every valid file in
 ../shared/media/mp4 and mov (README: all are valid progressive inputs) and a generated 60 s H.264 (B-frames,
-irregular GOPs, scene-cut detection on) + AAC movie.
+irregular GOPs, scene-cut detection on) + AAC movie, cut at 2 s so that even short files have boundaries.
 
 Everything is fetched over HTTP from the test edge: the master playlist, the MPD, every media playlist, and every
 track's init segment and all of its segments. The verdicts come from tools that share no code with origin_proxy:
 
-- mp4box.js (GPAC, tests/mp4box_probe.mjs; one Node process per file) reads init + segments of every track: its
-  codec string, and per fragment tfdt, sample durations, composition offsets and sync flags;
-- ffprobe reads init + segment for every video segment on its own (the first packet is a key frame and decodes
-  as one), and the source with `-ignore_editlist 1` (sample sizes and durations of the source's samples);
+- mp4box.js (GPAC; tests/mp4box_probe.mjs, one Node process per file) reads init + segments of every track (its
+  codec string; per fragment tfdt, sample durations and sizes, composition offsets, sync flags) and the source
+  file (its sample table);
+- ffprobe reads init + segment for every video segment on its own, and the source with `-ignore_editlist 1`
+  (sample sizes, decode times, the end of the last sample);
 - the m3u8 and mpegdash parsers read the manifests.
 
 Invariants, per file:
 1. every video segment starts with a sync sample (mp4box.js), and ffprobe on init + that segment alone agrees:
-   the first packet has the key flag and decodes to a key frame;
+   the first packet has the key flag and decodes to a key frame (I picture);
 2. a track's segments are continuous: tfdt[n] + sum(durations[n]) == tfdt[n + 1] (no gap, no overlap), and the
-   last one ends with the source's last sample: the output's samples are the tail of the source's, with the
-   same sizes and durations (so the track ends where the source's sample table does);
+   last one ends where the source's last sample does: the output's samples are the tail of the source's, with
+   the same sizes, durations, sync flags and composition offsets (up to one constant);
 3. audio and video segment boundaries (the presentation time where segment n >= 2 starts) lie within one audio
    frame of each other;
-4. EXT-X-TARGETDURATION >= every EXTINF rounded to the nearest integer (RFC 8216 §4.3.3.1), and each EXTINF is
-   the segment's real presented duration per mp4box.js: from its earliest presentation time (clipped at 0: the
-   frames a source's edit list hides are decoded, never shown) to the next segment's, the last one to the end
-   of its last sample;
-5. the master playlist's CODECS and the MPD's codecs are mp4box.js's codec strings, and match the string
-   rebuilt from ffprobe's profile/level fields of the source where that is possible.
+4. EXT-X-TARGETDURATION >= every EXTINF rounded to the nearest integer (RFC 8216 §4.3.3.1), and each EXTINF, and
+   each S@d of the MPD's SegmentTimeline, is the segment's real presented duration per mp4box.js: from its
+   earliest presentation time (clipped at 0: frames a source's edit list hides are decoded, never shown) to the
+   next segment's, the last one to the end of its last sample;
+5. the master playlist's CODECS and the MPD's codecs are mp4box.js's codec strings (up to the case differences
+   `_same_codec` explains), and match the string rebuilt from ffprobe's profile/level fields of the source;
+6. lip sync is the source's: every track presents each sample at its source presentation time (ffprobe, edit
+   lists applied) plus one delay, and the delays of all tracks agree within one audio frame.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import json
 import math
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -51,7 +55,7 @@ from test_codecs import _expected_codec_string, _matches  # noqa: E402  (codec s
 
 FILES = sorted(p.relative_to(MEDIA_ROOT).as_posix() for folder in ("mp4", "mov")
                for p in (MEDIA_ROOT / folder).iterdir() if p.suffix.lower() in (".mp4", ".mov"))
-GENERATED_SEGMENT_S = 2  # short segments, so the 60 s movie has many boundaries
+SEGMENT_S = 2  # the rules' segment_duration_s: short, so even 5-10 s files have boundaries to compare
 
 
 @dataclass
@@ -170,10 +174,13 @@ def _first_video_packet(init: Path, segment: Path, out: Path) -> tuple[str, dict
 
 
 def _check_sync_starts(track: Track, tmp: Path) -> int:
-    """Invariant 1 for a video track; returns the number of segments checked."""
-    for number, (sync, segment) in enumerate(zip(track.sync, track.segments), start=1):
+    """Invariant 1 for a video track; returns the number of segments checked. Two ffprobe processes at a time."""
+    for number, sync in enumerate(track.sync, start=1):
         assert sync[0], f"{track.rep} segment {number}: mp4box.js says the first sample is not a sync sample"
-        flags, frame = _first_video_packet(track.init, segment, tmp / f"{track.rep}-{number}.mp4")
+    outs = [tmp / f"{track.rep}-{number}.mp4" for number in range(1, len(track.segments) + 1)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        firsts = list(pool.map(_first_video_packet, [track.init] * len(outs), track.segments, outs))
+    for number, (flags, frame) in enumerate(firsts, start=1):
         assert "K" in flags, f"{track.rep} segment {number}: ffprobe's first packet is not a key frame ({flags})"
         assert frame["key_frame"] == 1 and frame["pict_type"] == "I", (track.rep, number, frame)
     return len(track.segments)
@@ -241,6 +248,35 @@ def _check_av_boundaries(video: Track, audio: Track) -> None:
         assert Fraction(shorter.end(), shorter.timescale) <= boundary + audio_frame, (shorter.rep, longer.rep)
 
 
+def _source_delays(tracks: dict[str, Track], source: Path, streams: dict[int, int]) -> dict[str, Fraction]:
+    """Per track: how much later (s) than in the source our output presents its samples. The source's times come
+    from ffprobe with the edit lists applied, matched to our samples by byte position (the raw sample table gives
+    the positions of the samples the output holds, its tail). Asserts the delay is one constant per track, up to
+    one tick of either timescale."""
+    delays = {}
+    for track in tracks.values():
+        stream = str(streams[track.track_id])
+        raw = mt.ffprobe_packets(source, stream, ignore_editlist=True)
+        presented = {p.pos: p.pts_s for p in mt.ffprobe_packets(source, stream) if p.pts_s is not None}
+        ours = [Fraction(pts, track.timescale) for n in range(len(track.tfdt)) for pts, _ in track._presentation(n)]
+        differences = [t - presented[p.pos] for t, p in zip(ours, raw[len(raw) - len(ours) :]) if p.pos in presented]
+        assert differences, f"{track.rep}: ffprobe presents none of the output's samples"
+        tick = Fraction(1, track.timescale) + raw[0].time_base
+        assert max(differences) - min(differences) <= tick, f"{track.rep}: presentation times are not the source's"
+        delays[track.rep] = min(differences)
+    return delays
+
+
+def _check_sync_with_source(tracks: dict[str, Track], source: Path, streams: dict[int, int]) -> None:
+    """Invariant 6: every track is delayed from the source by the same time, up to one audio frame: lip sync is the
+    source's."""
+    delays = _source_delays(tracks, source, streams)
+    audio = [t for t in tracks.values() if t.kind == "audio"]
+    frame = max((Fraction(_median([d for s in t.durations for d in s]), t.timescale) for t in audio),
+                default=Fraction(0))
+    assert max(delays.values()) - min(delays.values()) <= frame, {k: float(v) for k, v in delays.items()}
+
+
 def _median(values: list[int]) -> int:
     return sorted(values)[len(values) // 2]
 
@@ -296,6 +332,21 @@ def _check_codecs(master: m3u8.M3U8, mpd_text: str, tracks: dict[str, Track], so
     assert seen == set(tracks)
 
 
+def _check_segment_timeline(mpd_text: str, tracks: dict[str, Track]) -> None:
+    """Invariant 4 for DASH: each Representation's SegmentTimeline (in its SegmentTemplate's timescale) lists the
+    same real durations, S@t being the first segment's presentation start (clipped at 0)."""
+    mpd = MPEGDASHParser.parse(mpd_text)
+    for adaptation_set in mpd.periods[0].adaptation_sets:
+        for representation in adaptation_set.representations:
+            track = tracks[representation.id]
+            template = representation.segment_templates[0]
+            entries = template.segment_timelines[0].Ss
+            durations = [s.d for s in entries for _ in range(1 + (s.r or 0))]
+            assert template.timescale == track.timescale, (track.rep, template.timescale, track.timescale)
+            assert entries[0].t == max(track.starts()[0], 0), (track.rep, entries[0].t, track.starts()[0])
+            assert [Fraction(d, track.timescale) for d in durations] == track.presented_durations(), track.rep
+
+
 async def _check_presentation(client, base: str, source: Path, tmp: Path) -> dict[str, int]:
     master, playlists, mpd_text, tracks = await _fetch(client, base, tmp)
     source_tracks = await asyncio.to_thread(_mp4box, tracks, source)
@@ -312,13 +363,22 @@ async def _check_presentation(client, base: str, source: Path, tmp: Path) -> dic
     for audio in (t for t in tracks.values() if t.kind == "audio"):
         if video:
             _check_av_boundaries(video[0], audio)
+    _check_segment_timeline(mpd_text, tracks)
+    await asyncio.to_thread(_check_sync_with_source, tracks, source, streams)
     await asyncio.to_thread(_check_codecs, master, mpd_text, tracks, source)
     return checked
 
 
+@pytest.fixture
+async def shared(edge_client):
+    """An edge with /files/ -> ../shared/media, cut at SEGMENT_S."""
+    return await edge_client([{"from": "/files/", "to": "file://" + os.fspath(MEDIA_ROOT) + "/",
+                               "segment_duration_s": SEGMENT_S}])
+
+
 @pytest.mark.parametrize("name", FILES)
-async def test_timeline_invariants_of_shared_files(edge, name, tmp_path):
-    await _check_presentation(edge.client, f"/files/{name}", MEDIA_ROOT / name, tmp_path)
+async def test_timeline_invariants_of_shared_files(shared, name, tmp_path):
+    await _check_presentation(shared, f"/files/{name}", MEDIA_ROOT / name, tmp_path)
 
 
 async def test_timeline_invariants_of_a_generated_movie(edge_client, movie_60s_scene_cuts, tmp_path):
@@ -329,6 +389,24 @@ async def test_timeline_invariants_of_a_generated_movie(edge_client, movie_60s_s
     assert len(at_cuts) >= len(cuts) // 2, "x264's scene-cut detection should add key frames at the cuts"
     assert len({round(b - a, 2) for a, b in zip(keys, keys[1:])}) > 10, "GOP lengths should vary"
     client = await edge_client([{"from": "/gen/", "to": "file://" + os.fspath(path.parent) + "/",
-                                 "segment_duration_s": GENERATED_SEGMENT_S}])
+                                 "segment_duration_s": SEGMENT_S}])
     checked = await _check_presentation(client, f"/gen/{path.name}", path, tmp_path)
-    assert checked["video_segments_ffprobed"] >= 60 / GENERATED_SEGMENT_S * 0.6
+    assert checked["video_segments_ffprobed"] >= MOVIE_60S_S / SEGMENT_S * 0.8
+
+
+async def test_regression_open_gops_and_an_edit_that_starts_mid_gop(shared, tmp_path):
+    """Regressions this module found in mov/sample_edit_list.mp4 (iPhone HEVC with open GOPs; the video's edit
+    starts 0.455 s after its first sync sample):
+    - audio segment 2 started at that segment's sync sample, 101 ms after the leading pictures that open the video
+      segment (invariant 3); now audio is cut where the video segment starts presenting;
+    - the video alone was delayed by 0.455 s (tfdt cannot be negative), 0.45 s out of lip sync with the audio
+      (invariant 6); now every track is delayed as much.
+    The preconditions are checked with ffprobe, so the case keeps its teeth."""
+    name = "mov/sample_edit_list.mp4"
+    packets = mt.ffprobe_packets(MEDIA_ROOT / name, "v:0", ignore_editlist=True)
+    keys = [k for k, p in enumerate(packets) if p.keyframe]
+    leading = [p for p in packets[keys[1] + 1 :] if p.pts_ticks < packets[keys[1]].pts_ticks]
+    assert leading, "the second GOP should open with leading pictures"
+    edited = mt.ffprobe_packets(MEDIA_ROOT / name, "v:0")
+    assert edited[0].discard, "the edit should hide the first frames of the first GOP"
+    await _check_presentation(shared, f"/files/{name}", MEDIA_ROOT / name, tmp_path)
