@@ -45,18 +45,19 @@ class Runs:
     first_sample: np.ndarray
 
     @classmethod
-    def encode(cls, values: np.ndarray, entry: np.dtype) -> Runs:
-        """Runs of a per-sample column (shape (N,)). Raises OverflowError when a value does not fit `entry`."""
-        starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1)) if len(values) else \
-            np.zeros(0, np.int64)
-        value_field = entry.names[1]
-        info = np.iinfo(entry[value_field])
-        if len(values) and (int(values.min()) < info.min or int(values.max()) > info.max):
-            raise OverflowError(f"{value_field} does not fit {entry[value_field]}")
-        first_sample = np.append(starts, len(values)).astype(np.int64)
+    def from_entries(cls, counts: np.ndarray, values: np.ndarray, entry: np.dtype) -> Runs:
+        """Canonical runs of a box's (sample_count, value) entries (int64 arrays, shape (R,)): zero counts dropped,
+        equal neighbours merged. O(R)."""
+        keep = counts > 0
+        counts, values = counts[keep], values[keep]
+        starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1)).astype(np.int64) \
+            if len(values) else np.zeros(0, np.int64)
+        first_sample = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first_sample[1:])
+        first_sample = first_sample[np.append(starts, len(counts))]
         entries = np.empty(len(starts), dtype=entry)
         entries[entry.names[0]] = np.diff(first_sample)
-        entries[value_field] = values[starts]
+        entries[entry.names[1]] = values[starts]
         return cls(_frozen(entries), _frozen(first_sample))
 
     def window(self, first: int, stop: int) -> tuple[int, list]:
@@ -257,31 +258,39 @@ def build_sample_table(
     counts = stts["sample_count"].astype(np.int64)
     if int(counts.sum()) != n:
         raise MalformedBox(box_path + "/stts", f"covers {int(counts.sum())} samples, stsz has {n}")
-    duration = np.repeat(stts["sample_delta"].astype(np.int64), counts)
+    deltas = stts["sample_delta"].astype(np.int64)
+    stts_runs = Runs.from_entries(counts, deltas, STTS_ENTRY)
+    narrow = not len(deltas) or int(deltas.max()) < 2**31
+    duration = np.repeat(deltas.astype(np.int32) if narrow else deltas, counts)
     dts = np.zeros(n, dtype=np.int64)
     if n > 1:
-        np.cumsum(duration[:-1], out=dts[1:])
+        np.cumsum(duration[:-1], dtype=np.int64, out=dts[1:])
 
-    # ctts (§8.6.1.3)
-    if ctts is not None and len(ctts):
+    # ctts (§8.6.1.3): cut at N samples, or padded with offset 0 up to N.
+    ctts_runs = None
+    if ctts is not None:
         ccounts = ctts["sample_count"].astype(np.int64)
-        covered = int(ccounts.sum())
-        if covered > n:  # cut the surplus from the end of the run list
-            keep = np.cumsum(ccounts) - ccounts < n
-            ctts, ccounts = ctts[keep], ccounts[keep].copy()
+        offsets = ctts["sample_offset"].astype(np.int64)
+        ends = np.cumsum(ccounts)
+        if len(ends) and int(ends[-1]) > n:  # cut the surplus from the end of the run list
+            keep = ends - ccounts < n
+            ccounts, offsets = ccounts[keep], offsets[keep]
             ccounts[-1] -= int(ccounts.sum()) - n
-            covered = n
-        cts = np.repeat(ctts["sample_offset"].astype(np.int64), ccounts)
+        covered = int(ccounts.sum())
         if covered < n:
-            cts = np.concatenate((cts, np.zeros(n - covered, np.int64)))
+            ccounts, offsets = np.append(ccounts, n - covered), np.append(offsets, 0)
+        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY)
+        cts = np.repeat(offsets.astype(np.int32), ccounts)
+        cts_min, cts_max = (int(offsets[ccounts > 0].min()), int(offsets[ccounts > 0].max())) if n else (0, 0)
     else:
-        cts = np.zeros(n, dtype=np.int64)
+        cts = np.broadcast_to(np.int32(0), (n,))
+        cts_min = cts_max = 0
 
-    # stsz (§8.7.3.2)
+    # stsz (§8.7.3.2): a broadcast constant, or an owned copy in stsz's own byte order.
     if entry_size is None:
-        size = np.full(n, sample_size, dtype=np.uint32)  # only while offsets are computed; stored as a broadcast
+        size = np.broadcast_to(np.array(sample_size, ">u4"), (n,))
     else:
-        size = np.array(entry_size, dtype=">u4")  # owned (not a view of the moov), in stsz's byte order
+        size = np.array(entry_size, dtype=">u4")
 
     # stss (§8.6.2): 1-based, each in 1..N.
     if stss is not None:
@@ -291,9 +300,37 @@ def build_sample_table(
         is_sync = np.zeros(n, dtype=bool)
         is_sync[numbers - 1] = True
     else:
-        is_sync = np.ones(n, dtype=bool)
+        is_sync = np.broadcast_to(True, (n,))
 
-    # stsc + stco (§8.7.4, §8.7.5): per-chunk sample counts, then per-sample offsets.
+    chunks = _chunk_map(stsc, chunk_offsets, size, n, file_size, box_path)
+    if ctts is None:  # presentation ends with the last decode
+        composition_end = int(dts[-1]) + int(duration[-1]) if n else 0
+    else:
+        composition_end = int((dts + cts + duration).max()) if n else 0
+    return SampleTable(
+        timescale=timescale,
+        dts_ticks=_frozen(dts),
+        duration_ticks=_frozen(duration),
+        cts_offset_ticks=_frozen(cts) if ctts is not None else cts,
+        size_bytes=_frozen(size) if entry_size is not None else size,
+        is_sync=_frozen(is_sync) if stss is not None else is_sync,
+        stss_indices=_frozen(np.flatnonzero(is_sync).astype(np.int64)) if stss is not None else None,
+        chunks=chunks,
+        stts=stts_runs,
+        ctts=ctts_runs,
+        uniform_size_bytes=sample_size if entry_size is None else 0,
+        cts_min_ticks=cts_min,
+        cts_max_ticks=cts_max,
+        composition_end_ticks=composition_end,
+        has_ctts=ctts is not None,
+    )
+
+
+def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n: int, file_size: int,
+               box_path: str) -> ChunkMap:
+    """stsc + stco/co64 (§8.7.4, §8.7.5) as a ChunkMap, checked: first_chunk increasing from 1, the chunks hold at
+    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(C + R), no per-sample
+    work. Raises MalformedBox."""
     chunk_count = len(chunk_offsets)
     first_chunk = stsc["first_chunk"].astype(np.int64)
     if n and (len(first_chunk) == 0 or chunk_count == 0):
@@ -309,10 +346,9 @@ def build_sample_table(
         # later chunk into a phantom.)
         raise MalformedBox(box_path + "/stsc", f"samples_per_chunk {int(per_entry.max())} exceeds the track's {n} samples")
     # An upper bound in floats first: per_entry * runs could overflow int64 with hostile values.
-    if float(np.dot(per_entry.astype(np.float64), runs.astype(np.float64))) > 2**62:
+    if float((per_entry.astype(np.float64) * runs).sum()) > 2**62:
         raise MalformedBox(box_path + "/stsc", "samples_per_chunk values overflow")
     chunk_samples = np.repeat(per_entry, runs)
-    chunk_sdi = np.repeat(stsc["sample_description_index"].astype(np.uint32), runs)
     chunk_first = np.zeros(chunk_count, dtype=np.int64)
     if chunk_count > 1:
         np.cumsum(chunk_samples[:-1], out=chunk_first[1:])
@@ -320,56 +356,38 @@ def build_sample_table(
     if placed < n:
         raise MalformedBox(box_path + "/stsc", f"chunks hold {placed} samples, stsz has {n}")
     if placed > n:  # trailing chunks hold phantom samples: cut them (the last one may become partial)
-        used = chunk_first < n
-        chunk_first, chunk_samples, chunk_sdi = chunk_first[used], chunk_samples[used].copy(), chunk_sdi[used]
+        kept = int(np.searchsorted(chunk_first, n, side="left"))
+        chunk_first, chunk_samples = chunk_first[:kept], chunk_samples[:kept].copy()
         chunk_samples[-1] = n - chunk_first[-1]
-        chunk_count = len(chunk_first)
-    chunk_offset = chunk_offsets[:chunk_count].astype(np.int64)
-
-    sample_chunk = np.repeat(np.arange(chunk_count, dtype=np.int64), chunk_samples)
-    start_of_sample = np.zeros(n, dtype=np.int64)
-    if n > 1:
-        np.cumsum(size[:-1], dtype=np.int64, out=start_of_sample[1:])
-    offset = chunk_offset[sample_chunk] + start_of_sample - start_of_sample[chunk_first[sample_chunk]] if n else np.zeros(0, np.int64)
-    if n and (int(offset.min()) < 0 or int((offset + size).max()) > file_size):
-        raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
-    del sample_chunk, start_of_sample
-
+    chunk_offset = chunk_offsets[: len(chunk_first)].astype(np.int64)
+    # Which stsd entry describes each chunk: runs of chunks, from the stsc entries where the index changes.
+    entry_sdi = stsc["sample_description_index"].astype(np.int64)
+    changes = np.concatenate(([0], np.flatnonzero(entry_sdi[1:] != entry_sdi[:-1]) + 1)).astype(np.int64) \
+        if len(entry_sdi) else np.zeros(0, np.int64)
+    described_from, described = first_chunk[changes] - 1, entry_sdi[changes]
     # Chunks that hold no sample are dropped: they have no place in a rewritten stco.
-    used = chunk_samples > 0
-    if not used.all():
-        chunk_offset, chunk_samples, chunk_sdi, chunk_first = (
-            chunk_offset[used], chunk_samples[used], chunk_sdi[used], chunk_first[used])
-    described = np.concatenate(([0], np.flatnonzero(chunk_sdi[1:] != chunk_sdi[:-1]) + 1)).astype(np.int64) \
-        if len(chunk_sdi) else np.zeros(0, np.int64)
-    chunk_end = chunk_offset + np.add.reduceat(size.astype(np.int64), chunk_first) if n else chunk_offset
-    chunks = ChunkMap(
+    empty = chunk_samples == 0
+    if empty.any():
+        chunk_sdi = described[np.searchsorted(described_from, np.arange(len(chunk_first)), side="right") - 1]
+        used = ~empty
+        chunk_first, chunk_sdi, chunk_offset = chunk_first[used], chunk_sdi[used], chunk_offset[used]
+        changes = np.concatenate(([0], np.flatnonzero(chunk_sdi[1:] != chunk_sdi[:-1]) + 1)).astype(np.int64) \
+            if len(chunk_sdi) else np.zeros(0, np.int64)
+        described_from, described = changes, chunk_sdi[changes]
+    else:
+        keep = described_from < len(chunk_first)  # entries for chunks cut as phantoms
+        described_from, described = described_from[keep], described[keep]
+    # Every chunk (so every sample) inside the file: its samples are contiguous from its offset.
+    total = np.zeros(n + 1, dtype=np.int64) if n else np.zeros(1, np.int64)
+    if n:
+        np.cumsum(size, dtype=np.int64, out=total[1:])
+    chunk_end = chunk_offset + total[np.append(chunk_first[1:], n)] - total[chunk_first]
+    if len(chunk_offset) and (int(chunk_offset.min()) < 0 or int(chunk_end.max()) > file_size):
+        raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
+    return ChunkMap(
         offset_bytes=_frozen(chunk_offset),
-        first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32 if n < 2**32 else np.int64)),
-        description_first_chunk=_frozen(described),
-        description_index=_frozen(chunk_sdi[described].astype(np.int64)),
+        first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32)),
+        description_first_chunk=_frozen(described_from),
+        description_index=_frozen(described),
         ascending=bool(np.all(chunk_offset[1:] >= chunk_end[:-1])),
-    )
-    del chunk_end
-
-    narrow = int(duration.max()) < 2**31 if n else True
-    cts_min, cts_max = (int(cts.min()), int(cts.max())) if n else (0, 0)
-    composition_end = int((dts + cts + duration).max()) if n else 0
-    stored_size = np.broadcast_to(np.array(sample_size, ">u4"), (n,)) if entry_size is None else size
-    return SampleTable(
-        timescale=timescale,
-        dts_ticks=_frozen(dts),
-        duration_ticks=_frozen(duration.astype(np.int32) if narrow else duration),
-        cts_offset_ticks=_frozen(cts.astype(np.int32)) if ctts is not None else np.broadcast_to(np.int32(0), (n,)),
-        size_bytes=_frozen(stored_size) if entry_size is not None else stored_size,
-        is_sync=_frozen(is_sync) if stss is not None else np.broadcast_to(True, (n,)),
-        stss_indices=_frozen(np.flatnonzero(is_sync).astype(np.int64)) if stss is not None else None,
-        chunks=chunks,
-        stts=Runs.encode(duration, STTS_ENTRY),
-        ctts=Runs.encode(cts, CTTS_ENTRY) if ctts is not None else None,
-        uniform_size_bytes=sample_size if entry_size is None else 0,
-        cts_min_ticks=cts_min,
-        cts_max_ticks=cts_max,
-        composition_end_ticks=composition_end,
-        has_ctts=ctts is not None,
     )
