@@ -78,7 +78,7 @@ class Track:
     def track_id(self) -> int:
         return int(self.rep[1:])
 
-    def _presentation(self, n: int) -> list[tuple[int, int]]:
+    def presentation(self, n: int) -> list[tuple[int, int]]:
         """(presentation time, duration) in ticks of every sample of segment n (0-based): dts from tfdt and the
         durations before it, plus the composition offset."""
         dts, times = self.tfdt[n], []
@@ -89,11 +89,11 @@ class Track:
 
     def starts(self) -> list[int]:
         """Earliest presentation time (ticks) of each segment."""
-        return [min(pts for pts, _ in self._presentation(n)) for n in range(len(self.tfdt))]
+        return [min(pts for pts, _ in self.presentation(n)) for n in range(len(self.tfdt))]
 
     def end(self) -> int:
         """Presentation end (ticks) of the track: the latest end of a sample of the last segment."""
-        return max(pts + duration for pts, duration in self._presentation(len(self.tfdt) - 1))
+        return max(pts + duration for pts, duration in self.presentation(len(self.tfdt) - 1))
 
     def presented_durations(self) -> list[Fraction]:
         """Seconds each segment is presented: from its start (clipped at 0) to the next one's; the last to end()."""
@@ -258,7 +258,7 @@ def _source_delays(tracks: dict[str, Track], source: Path, streams: dict[int, in
         stream = str(streams[track.track_id])
         raw = mt.ffprobe_packets(source, stream, ignore_editlist=True)
         presented = {p.pos: p.pts_s for p in mt.ffprobe_packets(source, stream) if p.pts_s is not None}
-        ours = [Fraction(pts, track.timescale) for n in range(len(track.tfdt)) for pts, _ in track._presentation(n)]
+        ours = [Fraction(pts, track.timescale) for n in range(len(track.tfdt)) for pts, _ in track.presentation(n)]
         differences = [t - presented[p.pos] for t, p in zip(ours, raw[len(raw) - len(ours) :]) if p.pos in presented]
         assert differences, f"{track.rep}: ffprobe presents none of the output's samples"
         tick = Fraction(1, track.timescale) + raw[0].time_base
