@@ -33,6 +33,7 @@ Invariants, per file:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
@@ -186,16 +187,26 @@ def _check_sync_starts(track: Track, tmp: Path) -> int:
     return len(track.segments)
 
 
-def _ffprobe_sample_table(source: Path, stream_index: int) -> tuple[Fraction, int, list[int], list[int]]:
-    """(time_base, duration_ts, decode times, sizes) of one source stream, per ffprobe with `-ignore_editlist 1`:
-    the raw sample table; duration_ts is then the sum of every stts delta (the end of the last sample)."""
+@dataclass(frozen=True)
+class SampleTable:
+    """One source stream per ffprobe with `-ignore_editlist 1`: the raw sample table, in decode order.
+    duration_ts is then the sum of every stts delta (the end of the last sample); ticks of time_base."""
+
+    time_base: Fraction
+    duration_ts: int
+    dts: list[int]
+    sizes: list[int]
+    positions: list[int]
+
+
+@functools.lru_cache(maxsize=8)
+def _ffprobe_sample_table(source: Path, stream_index: int) -> SampleTable:
     proc = mt.run([mt.FFPROBE, "-v", "error", "-ignore_editlist", "1", "-select_streams", str(stream_index),
-                   "-show_entries", "stream=time_base,duration_ts:packet=dts,size", "-of", "json", source])
+                   "-show_entries", "stream=time_base,duration_ts:packet=dts,size,pos", "-of", "json", source])
     data = json.loads(proc.stdout)
-    stream = data["streams"][0]
-    packets = data["packets"]
-    return (Fraction(stream["time_base"]), int(stream["duration_ts"]), [int(p["dts"]) for p in packets],
-            [int(p["size"]) for p in packets])
+    stream, packets = data["streams"][0], data["packets"]
+    return SampleTable(Fraction(stream["time_base"]), int(stream["duration_ts"]), [int(p["dts"]) for p in packets],
+                       [int(p["size"]) for p in packets], [int(p["pos"]) for p in packets])
 
 
 def _check_continuity(track: Track, source: Path, stream_index: int, source_view: dict) -> None:
@@ -213,7 +224,8 @@ def _check_continuity(track: Track, source: Path, stream_index: int, source_view
     offsets = [o for segment in track.offsets for o in segment]
     sync = [f for segment in track.sync for f in segment]
     count = len(sizes)
-    time_base, duration_ts, dts, source_sizes = _ffprobe_sample_table(source, stream_index)
+    table = _ffprobe_sample_table(source, stream_index)
+    time_base, duration_ts, dts, source_sizes = table.time_base, table.duration_ts, table.dts, table.sizes
     assert time_base == Fraction(1, track.timescale) and 0 < count <= len(dts)
     first = len(dts) - count  # index of the first source sample the output holds (those before are dropped)
     assert sizes == source_sizes[first:], f"{track.rep}: the samples are not the tail of the source's (ffprobe)"
@@ -255,13 +267,14 @@ def _source_delays(tracks: dict[str, Track], source: Path, streams: dict[int, in
     one tick of either timescale."""
     delays = {}
     for track in tracks.values():
-        stream = str(streams[track.track_id])
-        raw = mt.ffprobe_packets(source, stream, ignore_editlist=True)
-        presented = {p.pos: p.pts_s for p in mt.ffprobe_packets(source, stream) if p.pts_s is not None}
+        raw = _ffprobe_sample_table(source, streams[track.track_id])
+        presented = {p.pos: p.pts_s for p in mt.ffprobe_packets(source, str(streams[track.track_id]))
+                     if p.pts_s is not None}
         ours = [Fraction(pts, track.timescale) for n in range(len(track.tfdt)) for pts, _ in track.presentation(n)]
-        differences = [t - presented[p.pos] for t, p in zip(ours, raw[len(raw) - len(ours) :]) if p.pos in presented]
+        tail = raw.positions[len(raw.positions) - len(ours) :]
+        differences = [t - presented[pos] for t, pos in zip(ours, tail) if pos in presented]
         assert differences, f"{track.rep}: ffprobe presents none of the output's samples"
-        tick = Fraction(1, track.timescale) + raw[0].time_base
+        tick = Fraction(1, track.timescale) + raw.time_base
         assert max(differences) - min(differences) <= tick, f"{track.rep}: presentation times are not the source's"
         delays[track.rep] = min(differences)
     return delays
