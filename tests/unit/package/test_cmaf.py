@@ -131,7 +131,8 @@ def test_quicktime_sound_descriptions_become_iso_audio_entries(name, tmp_path):
     rate ffprobe gives for the source, and ffprobe decodes init + segments as the same AAC stream."""
     source = _quicktime_aac_96k(tmp_path) if name == "v2" else MEDIA_ROOT / name
     streams = {int(s["id"], 16): s for s in mt.ffprobe_streams(source)}
-    audio = [(timeline, path) for timeline, path in _package(source, tmp_path) if timeline.track.handler_type == b"soun"]
+    audio = [(timeline, path) for timeline, path in _package(source, tmp_path)
+             if timeline.track.handler_type == b"soun"]
     assert audio
     for timeline, path in audio:
         stream = streams[timeline.track.track_id]
