@@ -15,6 +15,7 @@ samples than stsz is padded with offset 0 (players do the same); more is cut.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,6 +94,8 @@ class ChunkMap:
             samples are described by stsd entry description_index[d] (1-based); D is 1 in nearly every file.
         ascending: chunks are laid out in order and do not overlap, so samples [a, b) span the bytes from the
             start of a to the end of b - 1.
+        run_starts: uint32 chunks where a run of chunks with equal sample count and description begins (stsc's
+            canonical first_chunk values, 0-based), shape (R,), starting with 0.
     """
 
     offset_bytes: np.ndarray
@@ -100,6 +103,7 @@ class ChunkMap:
     description_first_chunk: np.ndarray
     description_index: np.ndarray
     ascending: bool
+    run_starts: np.ndarray
 
     @property
     def chunk_count(self) -> int:
@@ -119,10 +123,50 @@ class ChunkMap:
         chunks = np.arange(chunk_from, chunk_to + 1)
         return self.description_index[np.searchsorted(self.description_first_chunk, chunks, side="right") - 1]
 
+    def stsc_window(self, first: int, stop: int) -> tuple[int, int, int, Callable[[], np.ndarray]]:
+        """stsc (§8.7.4) of samples [first, stop) (0 <= first < stop <= N): (first chunk, last chunk, entry count,
+        a function making the entries), in O(log C); the entries are made in O(entries) when called.
+
+        Entries (structured STSC_ENTRY, first_chunk renumbered from 1) start at the first kept chunk, at every run
+        start inside the window, and at the chunks a cut changes: the one after a first chunk cut mid-chunk and
+        a last chunk cut mid-chunk. Neighbouring entries may carry equal values (the box allows it)."""
+        ca, cb = self.chunk_of(first), self.chunk_of(stop - 1)
+        runs = self.run_starts
+        lo = int(np.searchsorted(runs, np.uint32(ca), side="right"))
+        hi = int(np.searchsorted(runs, np.uint32(cb), side="right"))
+        first_count = min(int(self.first_sample[ca + 1]), stop) - first
+        last_count = stop - int(self.first_sample[cb])
+        extra = set()
+        if ca + 1 <= cb and first_count != int(self.first_sample[ca + 1]) - int(self.first_sample[ca]):
+            extra.add(ca + 1)
+        if cb > ca and last_count != int(self.first_sample[cb + 1]) - int(self.first_sample[cb]):
+            extra.add(cb)
+        extra = {c for c in extra if not self._is_run_start(c)}  # run starts are entries already
+
+        def entries() -> np.ndarray:
+            chunks = np.concatenate(([ca], runs[lo:hi].astype(np.int64), sorted(extra))).astype(np.int64)
+            chunks.sort()
+            counts = self.first_sample[chunks + 1].astype(np.int64) - self.first_sample[chunks]
+            counts[0] = first_count
+            if cb > ca:
+                counts[-1] = last_count if chunks[-1] == cb else counts[-1]
+            out = np.empty(len(chunks), dtype=STSC_ENTRY)
+            out["first_chunk"] = chunks - ca + 1
+            out["samples_per_chunk"] = counts
+            out["sample_description_index"] = self.description_index[
+                np.searchsorted(self.description_first_chunk, chunks, side="right") - 1]
+            return out
+
+        return ca, cb, 1 + (hi - lo) + len(extra), entries
+
+    def _is_run_start(self, chunk: int) -> bool:
+        at = int(np.searchsorted(self.run_starts, np.uint32(chunk)))
+        return at < len(self.run_starts) and int(self.run_starts[at]) == chunk
+
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.offset_bytes, self.first_sample, self.description_first_chunk,
-                                      self.description_index))
+                                      self.description_index, self.run_starts))
 
 
 def _owned_nbytes(array: np.ndarray) -> int:
@@ -384,7 +428,11 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     chunk_end = chunk_offset + total[np.append(chunk_first[1:], n)] - total[chunk_first]
     if len(chunk_offset) and (int(chunk_offset.min()) < 0 or int(chunk_end.max()) > file_size):
         raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
+    counts = np.diff(np.append(chunk_first, n))
+    count_changes = np.flatnonzero(counts[1:] != counts[:-1]) + 1
+    run_starts = np.union1d(np.union1d(count_changes, described_from), [0] if len(chunk_first) else [])
     return ChunkMap(
+        run_starts=_frozen(run_starts.astype(np.uint32)),
         offset_bytes=_frozen(chunk_offset),
         first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32)),
         description_first_chunk=_frozen(described_from),

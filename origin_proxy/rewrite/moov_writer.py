@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,38 +39,22 @@ _JOIN_BELOW_BYTES = 64 * 1024  # generated pieces shorter than this are joined w
 @dataclass
 class _Chunks:
     """The kept chunks of one track: their source offsets (a view of the table's, the first replaced by the first
-    kept sample's offset) and the stsc entries that describe them, the first and last chunk cut mid-chunk."""
+    kept sample's offset) and their stsc entries (made on demand), the first and last chunk cut mid-chunk."""
 
     offset_bytes: np.ndarray
     first_offset_bytes: int
-    stsc: np.ndarray
+    stsc_entry_count: int
+    stsc_entries: Callable[[], np.ndarray]
 
 
 def _kept_chunks(cut: TrackCut) -> tuple[_Chunks, int, int]:
     """Chunks of samples [first, stop); plus the lowest and highest (exclusive) source byte the samples occupy.
-    O(kept chunks) in vectorized passes, no per-sample work."""
+    O(log N): nothing here depends on the number of samples or chunks kept."""
     table = cut.track.table
-    chunks = table.chunks
-    first, stop = cut.first, cut.stop
-    ca, cb = chunks.chunk_of(first), chunks.chunk_of(stop - 1)
-    counts = np.diff(chunks.first_sample[ca : cb + 2].astype(np.int64))
-    counts[0] -= first - int(chunks.first_sample[ca])
-    counts[-1] -= int(chunks.first_sample[cb + 1]) - stop
-    if len(chunks.description_index) == 1:
-        changes = counts[1:] != counts[:-1]
-        description = np.broadcast_to(chunks.description_index[:1], counts.shape)
-    else:
-        description = chunks.sample_description_index(ca, cb)
-        changes = (counts[1:] != counts[:-1]) | (description[1:] != description[:-1])
-    starts = np.flatnonzero(changes) + 1
-    stsc = np.empty(len(starts) + 1, dtype=STSC_ENTRY)
-    stsc["first_chunk"][0], stsc["first_chunk"][1:] = 1, starts + 1
-    stsc["samples_per_chunk"][0], stsc["samples_per_chunk"][1:] = counts[0], counts[starts]
-    stsc["sample_description_index"][0] = description[0]
-    stsc["sample_description_index"][1:] = description[starts]
-    low, high = table.byte_span(first, stop)
-    first_offset = int(table.sample_offsets(first, first + 1)[0])
-    return _Chunks(chunks.offset_bytes[ca : cb + 1], first_offset, stsc), low, high
+    ca, cb, stsc_count, stsc_entries = table.chunks.stsc_window(cut.first, cut.stop)
+    low, high = table.byte_span(cut.first, cut.stop)
+    first_offset = int(table.sample_offsets(cut.first, cut.first + 1)[0])
+    return _Chunks(table.chunks.offset_bytes[ca : cb + 1], first_offset, stsc_count, stsc_entries), low, high
 
 
 def _table_box(fourcc: bytes, version: int, entry_count: int, pieces: list, prefix: bytes = b"") -> list:
@@ -164,7 +149,8 @@ def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
         if name == b"mdhd":
             return [box(b"mdhd", patch_duration(_header_payload(node), media_duration, *MDHD_DURATION_OFFSETS))]
         if name == b"stsc":
-            return _table_box(b"stsc", 0, len(chunks.stsc), [memoryview(chunks.stsc.view(np.uint8))])
+            entries = LazyBytes(chunks.stsc_entry_count * STSC_ENTRY.itemsize, lambda: chunks.stsc_entries().tobytes())
+            return _table_box(b"stsc", 0, chunks.stsc_entry_count, [entries])
         if name in _CHUNK_OFFSET_MARKERS:
             return [deferred]
         if name == b"stts" and not table.has_ctts and b"ctts" in tables:

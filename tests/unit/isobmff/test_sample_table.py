@@ -87,3 +87,23 @@ def test_run_windows_equal_the_encoded_columns(name):
             count, pieces = table.ctts.window(first, stop)
             assert struct.pack(">B3xI", 0, count) + b"".join(bytes(p) for p in pieces) == \
                 build_ctts(table.cts_offset_ticks[first:stop].astype(np.int64)), (first, stop)
+
+
+@pytest.mark.parametrize("name", ["mp4/bbb_prog_10s.mp4", "mp4/sample_ac3_aac.mp4", "mov/sowt-with-video.mov",
+                                  "mp4/edit_list_positive_shift.mp4"])
+def test_stsc_windows_place_every_sample(name):
+    """The stsc entries of a window, expanded over its chunks, give each kept chunk exactly the kept samples it
+    holds (first and last chunk cut), and the promised entry count is the count made."""
+    for track in _movie(MEDIA_ROOT / name).tracks:
+        chunks, n = track.table.chunks, track.table.sample_count
+        rng = np.random.default_rng(11)
+        windows = [(0, n), (n - 1, n)] + [tuple(sorted(rng.choice(n + 1, 2, replace=False))) for _ in range(60)]
+        for first, stop in windows:
+            ca, cb, count, make = chunks.stsc_window(first, stop)
+            entries = make()
+            assert len(entries) == count and entries["first_chunk"][0] == 1
+            assert np.all(np.diff(entries["first_chunk"].astype(np.int64)) > 0)
+            runs = np.diff(np.append(entries["first_chunk"].astype(np.int64), cb - ca + 2))
+            per_chunk = np.repeat(entries["samples_per_chunk"].astype(np.int64), runs)
+            expected = np.diff(np.clip(chunks.first_sample[ca : cb + 2].astype(np.int64), first, stop))
+            assert per_chunk.tolist() == expected.tolist(), (track.track_id, first, stop)
