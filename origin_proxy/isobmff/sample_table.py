@@ -112,9 +112,10 @@ class ChunkMap:
     def chunk_of(self, samples: np.ndarray | int) -> np.ndarray | int:
         """The chunk holding each sample (0 <= sample < N)."""
         # The needle in the array's own dtype: a mixed-type search would convert the whole array first.
+        if isinstance(samples, (int, np.integer)):
+            return int(self.first_sample.searchsorted(np.uint32(samples), side="right")) - 1
         needle = np.asarray(samples).astype(self.first_sample.dtype)
-        found = np.searchsorted(self.first_sample, needle, side="right").astype(np.int64) - 1
-        return int(found) if np.ndim(found) == 0 else found
+        return self.first_sample.searchsorted(needle, side="right").astype(np.int64) - 1
 
     def sample_description_index(self, chunk_from: int, chunk_to: int) -> np.ndarray:
         """int64 1-based stsd entry of chunks [chunk_from, chunk_to], shape (chunk_to - chunk_from + 1,)."""
@@ -228,6 +229,8 @@ class SampleTable:
         first chunk)."""
         if stop <= first:
             return np.zeros(0, np.int64)
+        if stop == first + 1:
+            return np.array([self.sample_offset(first)], dtype=np.int64)
         chunks = self.chunks
         lo = int(chunks.first_sample[chunks.chunk_of(first)])
         before = np.zeros(stop - lo + 1, dtype=np.int64)
@@ -236,13 +239,19 @@ class SampleTable:
         chunk = chunks.chunk_of(samples)
         return chunks.offset_bytes[chunk] + before[samples - lo] - before[chunks.first_sample[chunk].astype(np.int64) - lo]
 
+    def sample_offset(self, sample: int) -> int:
+        """File offset of one sample (0 <= sample < N): its chunk's offset plus the sizes before it in the chunk."""
+        chunks = self.chunks
+        chunk = chunks.chunk_of(sample)
+        lo = int(chunks.first_sample[chunk])
+        before = int(self.size_bytes[lo:sample].sum(dtype=np.int64)) if sample > lo else 0
+        return int(chunks.offset_bytes[chunk]) + before
+
     def byte_span(self, first: int, stop: int) -> tuple[int, int]:
         """(lowest, highest exclusive) file byte that samples [first, stop) occupy (first < stop); O(1) searches
         when the chunks are in file order, else O(stop - first)."""
         if self.chunks.ascending:
-            low = int(self.sample_offsets(first, first + 1)[0])
-            high = int(self.sample_offsets(stop - 1, stop)[0]) + int(self.size_bytes[stop - 1])
-            return low, high
+            return self.sample_offset(first), self.sample_offset(stop - 1) + int(self.size_bytes[stop - 1])
         offsets = self.sample_offsets(first, stop)
         return int(offsets.min()), int((offsets + self.size_bytes[first:stop]).max())
 

@@ -119,8 +119,8 @@ def _last_presented_before(table, stop_ticks: int, first: int) -> int:
     Decode times are sorted and every offset lies in [cts_min, cts_max], so only the samples decoded in
     [stop - cts_max, stop - cts_min) need their composition time computed: O(log N + that span)."""
     dts = table.dts_ticks
-    all_before = int(np.searchsorted(dts, stop_ticks - table.cts_max_ticks, side="left"))  # pts < stop for all
-    maybe_end = int(np.searchsorted(dts, stop_ticks - table.cts_min_ticks, side="left"))  # pts >= stop after
+    all_before = int(dts.searchsorted(stop_ticks - table.cts_max_ticks, side="left"))  # pts < stop for all
+    maybe_end = int(dts.searchsorted(stop_ticks - table.cts_min_ticks, side="left"))  # pts >= stop after
     lo = max(first, all_before)
     if maybe_end > lo:
         hits = np.flatnonzero(_pts(table, slice(lo, maybe_end)) < stop_ticks)
@@ -133,15 +133,30 @@ def _first_presented_at_or_after(table, ticks: int) -> int:
     """For tracks whose composition offsets are one constant (audio, nearly always): the number of samples
     presented at or before `ticks`, i.e. searchsorted(pts, ticks, 'right'); O(N) only for varying offsets."""
     if table.cts_min_ticks == table.cts_max_ticks:
-        return int(np.searchsorted(table.dts_ticks, ticks - table.cts_min_ticks, side="right"))
+        return int(table.dts_ticks.searchsorted(ticks - table.cts_min_ticks, side="right"))
     return int(np.searchsorted(_pts(table, slice(None)), ticks, side="right"))
 
 
 def _sync_at_or_before(table, start_floor: int) -> int | None:
-    """The last sync sample presented at or before `start_floor` (media ticks), or None. O(K) in sync samples."""
-    sync = table.sync_indices
-    candidates = sync[_pts(table, sync) <= start_floor] if len(sync) else sync
-    return int(candidates[-1]) if len(candidates) else None
+    """The last sync sample (in decode order) presented at or before `start_floor` (media ticks), or None.
+
+    Samples decoded before start - cts_max are all presented by then, and those decoded after start - cts_min
+    all later; only the sync samples between need their composition time: O(log N + that span)."""
+    dts = table.dts_ticks
+    surely = int(dts.searchsorted(start_floor - table.cts_max_ticks, side="right"))  # [0, surely): pts <= start
+    maybe = int(dts.searchsorted(start_floor - table.cts_min_ticks, side="right"))  # [maybe, N): pts > start
+    stss = table.stss_indices
+    if stss is None:
+        between = np.arange(surely, maybe, dtype=np.int64)
+    else:
+        between = stss[int(stss.searchsorted(surely)) : int(stss.searchsorted(maybe))]
+    hits = between[_pts(table, between) <= start_floor]
+    if len(hits):
+        return int(hits[-1])
+    if stss is None:
+        return surely - 1 if surely > 0 else None
+    before = int(stss.searchsorted(surely)) - 1
+    return int(stss[before]) if before >= 0 else None
 
 
 def _preroll_samples_start(track: Track, first: int, media_start: Fraction) -> int:

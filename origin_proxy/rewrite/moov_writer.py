@@ -53,7 +53,7 @@ def _kept_chunks(cut: TrackCut) -> tuple[_Chunks, int, int]:
     table = cut.track.table
     ca, cb, stsc_count, stsc_entries = table.chunks.stsc_window(cut.first, cut.stop)
     low, high = table.byte_span(cut.first, cut.stop)
-    first_offset = int(table.sample_offsets(cut.first, cut.first + 1)[0])
+    first_offset = table.sample_offset(cut.first)
     return _Chunks(table.chunks.offset_bytes[ca : cb + 1], first_offset, stsc_count, stsc_entries), low, high
 
 
@@ -88,19 +88,24 @@ def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
     return out
 
 
-def _serialize(node: Node, replace) -> list:
-    """Flatten a skeleton node into bytes pieces; `replace(node)` may return a list of pieces
-    (possibly deferred callables) to stand in for a child, or None to keep it."""
+def _serialize(node: Node, replace) -> tuple[list, int]:
+    """Flatten a skeleton node's children into (pieces, their total bytes); `replace(child)` may return a list of
+    pieces to stand in for a child, or None to keep it. Every piece's size is taken once."""
     pieces: list = []
+    size = 0
     for child in node.children or ():
         substitute = replace(child)
         if substitute is not None:
             pieces.extend(substitute)
+            size += sum(_piece_size(p) for p in substitute)
         elif child.children is not None:
-            pieces.extend(_container(child.fourcc, _serialize(child, replace)))
+            inner, inner_size = _container(child.fourcc, *_serialize(child, replace))
+            pieces.extend(inner)
+            size += inner_size
         else:
             pieces.append(child.payload)
-    return pieces
+            size += len(child.payload)
+    return pieces, size
 
 
 class _Deferred:
@@ -125,9 +130,10 @@ def _piece_size(piece) -> int:
     return piece.size() if isinstance(piece, _Deferred) else len(piece)  # bytes, or a uint8 memoryview
 
 
-def _container(fourcc: bytes, pieces: list) -> list:
-    payload_bytes = sum(_piece_size(p) for p in pieces)
-    return [box_header(fourcc, payload_bytes), *pieces]
+def _container(fourcc: bytes, pieces: list, payload_bytes: int) -> tuple[list, int]:
+    """(a box's pieces, its size) from its payload's pieces and their total size."""
+    header = box_header(fourcc, payload_bytes)
+    return [header, *pieces], len(header) + payload_bytes
 
 
 def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
@@ -161,7 +167,7 @@ def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
             return []
         return None
 
-    pieces = _container(b"trak", _serialize(cut.track.trak, replace))
+    pieces, _ = _container(b"trak", *_serialize(cut.track.trak, replace))
     return pieces, deferred
 
 
@@ -186,7 +192,7 @@ def _moov_pieces(movie_file: MovieFile, cuts: list[TrackCut], chunks: list[_Chun
             return traks.get(id(node), [])  # tracks not cut (metadata, empty) are dropped
         return None
 
-    return _container(b"moov", _serialize(movie_file.movie.moov, replace))
+    return _container(b"moov", *_serialize(movie_file.movie.moov, replace))
 
 
 def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Generated], SourceRange]:
@@ -206,8 +212,8 @@ def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Genera
         low, high = min(low, cut_low), max(high, cut_high)
     mdat_header = box_header(b"mdat", high - low)
     for wide in (False, True):
-        pieces = _moov_pieces(movie_file, cuts, chunks, wide)
-        head_bytes = len(movie_file.ftyp) + sum(_piece_size(p) for p in pieces) + len(mdat_header)
+        pieces, moov_bytes = _moov_pieces(movie_file, cuts, chunks, wide)
+        head_bytes = len(movie_file.ftyp) + moov_bytes + len(mdat_header)
         if high + head_bytes - low <= 0xFFFFFFFF:  # every new chunk offset fits stco
             break
     shift = head_bytes - low
