@@ -35,6 +35,8 @@ from .state import EdgeState
 log = logging.getLogger("origin_proxy.server")
 
 CHUNK_BYTES = 256 * 1024
+SMALL_RANGE_BYTES = 64 * 1024  # local ranges below this are read and written together rather than sendfile'd
+SMALL_RUN_BYTES = 4 * 1024 * 1024  # at most this much read per batch of small ranges
 
 
 @dataclass(frozen=True)
@@ -174,16 +176,31 @@ async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncEx
 
 async def _write_body(request: web.Request, settled: _Settled) -> None:
     response, source = settled.response, settled.source
-    for index, part in enumerate(settled.body):
+    body = settled.body
+    index = 0
+    while index < len(body):
+        part = body[index]
+        index += 1
         if not isinstance(part, SourceRange):
             await response.write(materialize(part))
-        elif settled.first_chunk is not None and settled.first_chunk[0] == index:
+        elif settled.first_chunk is not None and settled.first_chunk[0] == index - 1:
             _, chunks, first = settled.first_chunk
             await response.write(first)
             async for chunk in chunks:
                 await response.write(chunk)
         elif isinstance(source, LocalSource):
-            await _send_file_range(request, response, source, part)
+            if part.size >= SMALL_RANGE_BYTES:
+                await _send_file_range(request, response, source, part)
+                continue
+            # A run of small ranges (a fragment's samples, interleaved with other tracks' in the file): read
+            # exactly those bytes in one thread hop and write them at once, instead of a sendfile per sample.
+            run, run_bytes = [part], part.size
+            while (index < len(body) and isinstance(body[index], SourceRange)
+                   and body[index].size < SMALL_RANGE_BYTES and run_bytes < SMALL_RUN_BYTES):
+                run.append(body[index])
+                run_bytes += body[index].size
+                index += 1
+            await response.write(await source.read_ranges([(r.offset, r.size) for r in run]))
         else:
             async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
                 await response.write(chunk)

@@ -99,6 +99,21 @@ class LocalSource:
             raise UpstreamError("cannot read the file", path=self.path, error=str(exc)) from None
         return b"".join(chunks)
 
+    async def read_ranges(self, ranges: list[tuple[int, int]]) -> bytes:
+        """The bytes of several (offset, size) ranges, concatenated, read in one thread hop. Raises UpstreamError
+        when the file ends inside one (it changed under us)."""
+
+        def read_all() -> bytes:
+            pieces = []
+            for offset, size in ranges:
+                data = self._pread(offset, size)
+                if len(data) != size:
+                    raise UpstreamError("file ended early", path=self.path, offset=offset + len(data))
+                pieces.append(data)
+            return b"".join(pieces)
+
+        return await asyncio.to_thread(read_all)
+
     async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
         """offset..offset+size-1 in chunks of at most chunk_bytes. Raises UpstreamError when the file ends short."""
         end = offset + size
