@@ -58,6 +58,8 @@ ensure_system_deps() {
     [ -x /usr/bin/chromium ] || pkgs+=(chromium)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+    # MPDs are validated against the DASH schema with xmllint (tests/integration/test_mpd_schema.py).
+    command -v xmllint >/dev/null 2>&1 || pkgs+=(libxml2-utils)
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
