@@ -5,6 +5,7 @@ Fixtures:
     start_upstream  factory: await start_upstream(root_dir) -> StaticUpstream over another directory
     edge            Edge(client, upstream): rules /files/ -> file: ../shared/media/, /up/ -> upstream /media/
     edge_client     factory: await edge_client(rules, **service_settings) -> aiohttp TestClient
+    serve_process   factory: serve_process(rules, *serve_args, config=..., env=...) -> a running ServeProcess
 Plain helpers: media(name), make_config(rules, base_dir=None, **service_settings), raw_get(port, target).
 """
 
@@ -23,8 +24,9 @@ from aiohttp.test_utils import TestClient
 from origin_proxy.config import AppConfig, ServiceConfig, parse_remap
 from origin_proxy.server.app import make_app
 
-# Session-scoped generated movies (movie_10min_moov_end, movie_60s, movie_large) for every module.
-pytest_plugins = ["media_fixtures"]
+# Session-scoped generated movies (movie_10min_moov_end, movie_60s, movie_large) for every module, and the
+# serve_process factory (a real `origin_proxy serve` subprocess, tests/serve_process.py).
+pytest_plugins = ["media_fixtures", "serve_process"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_ROOT = REPO_ROOT.parent / "shared" / "media"

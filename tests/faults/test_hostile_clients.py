@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, media
+from conftest import media
+from serve_process import ServeProcess
 
 CASE_TIMEOUT_S = 10
 SECRET = b"TOP-SECRET-" + os.urandom(16).hex().encode()
@@ -260,26 +259,10 @@ def big_file(tmp_path) -> Path:
 async def served(tmp_path, big_file, start_upstream):
     """A real `origin-proxy serve` process: /files/ -> big_file's directory, /up/ -> a static upstream over it."""
     upstream = await start_upstream(big_file.parent)
-    remap = tmp_path / "remap.yaml"
-    remap.write_text(f"remap:\n  - from: /files/\n    to: file://{big_file.parent}/\n"
-                     f"  - from: /up/\n    to: {upstream.url}/media/\n")
-    config = tmp_path / "origin-proxy.yaml"
-    config.write_text("log_level: WARNING\n")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "origin_proxy", "serve", "--config", str(config), "--remap", str(remap),
-        "--host", "127.0.0.1", "--port", "0", cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    try:
-        async with asyncio.timeout(20):
-            while True:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "origin-proxy serve exited before listening"
-                match = re.search(r"http://[^:]+:(\d+)", line)
-                if match:
-                    break
-        yield proc.pid, int(match.group(1))
-    finally:
-        proc.terminate()
-        await proc.wait()
+    rules = {"/files/": big_file.parent, "/up/": f"{upstream.url}/media/"}
+    # async with: start and stop run in a thread, so this loop keeps serving the upstream meanwhile.
+    async with ServeProcess(tmp_path / "serve", rules, "--host", "127.0.0.1", config="log_level: WARNING\n") as svc:
+        yield svc.pid, svc.port
 
 
 async def _stalled_reader(port: int, target: str) -> asyncio.StreamWriter:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -94,47 +93,33 @@ def _wrk(port: int, script: Path, seconds: int) -> str:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_wrk_mix_has_no_errors_flat_rss_and_no_fd_leak(tmp_path):
+def test_wrk_mix_has_no_errors_flat_rss_and_no_fd_leak(tmp_path, serve_process):
     assert shutil.which("wrk"), "wrk is installed by scripts/_bootstrap.sh"
-    remap = tmp_path / "remap.yaml"
-    remap.write_text(f"remap:\n  - from: /m/\n    to: file://{MEDIA_ROOT}/\n")
-    config = tmp_path / "conf.yaml"
-    config.write_text("log_level: WARNING\n")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "origin_proxy", "serve", "--config", str(config), "--remap", str(remap), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = server.stdout.readline()
-        port = int(re.search(r":(\d+)\s*$", line).group(1))
-        packaged = [p for name in FILES[:2] for p in _packaged_paths(port, f"/m/{name}")]
-        assert any(p.endswith(".m4s") for p in packaged) and any(p.endswith("init.mp4") for p in packaged)
-        script = tmp_path / "mix.lua"
-        script.write_text(LUA % {"paths": ", ".join(f'"/m/{name}"' for name in FILES),
-                                 "packaged": ", ".join(f'"{p}"' for p in packaged)})
-        for name in FILES:  # every clip path answers before the load starts
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/m/{name}?start=1", timeout=10) as response:
-                assert response.status == 200
+    server = serve_process({"/m/": MEDIA_ROOT}, config="log_level: WARNING\n")
+    port = server.port
+    packaged = [p for name in FILES[:2] for p in _packaged_paths(port, f"/m/{name}")]
+    assert any(p.endswith(".m4s") for p in packaged) and any(p.endswith("init.mp4") for p in packaged)
+    script = tmp_path / "mix.lua"
+    script.write_text(LUA % {"paths": ", ".join(f'"/m/{name}"' for name in FILES),
+                             "packaged": ", ".join(f'"{p}"' for p in packaged)})
+    for name in FILES:  # every clip path answers before the load starts
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/m/{name}?start=1", timeout=10) as response:
+            assert response.status == 200
 
-        time.sleep(1)
-        fds_idle = _fds(server.pid)
-        warm = _wrk(port, script, 5)
-        assert "Non-2xx" not in warm and "Socket errors" not in warm, warm
-        rss_warm, fds_warm = _rss_kib(server.pid), _fds(server.pid)
+    time.sleep(1)
+    fds_idle = _fds(server.pid)
+    warm = _wrk(port, script, 5)
+    assert "Non-2xx" not in warm and "Socket errors" not in warm, warm
+    rss_warm, fds_warm = _rss_kib(server.pid), _fds(server.pid)
 
-        report = _wrk(port, script, LOAD_S)
-        requests = int(re.search(r"(\d+) requests in", report).group(1))
-        assert requests > 64, report
-        assert "Non-2xx" not in report, report
-        assert "Socket errors" not in report, report
-        time.sleep(1)  # let closing connections finish
-        rss_after, fds_after = _rss_kib(server.pid), _fds(server.pid)
-        assert rss_after - rss_warm < 64 * 1024, f"RSS grew from {rss_warm} to {rss_after} KiB under load"
-        assert fds_after <= fds_idle, f"file descriptors {fds_idle} before load, {fds_after} after"
-        print(f"\nload: {requests} requests in {LOAD_S} s; RSS {rss_warm} -> {rss_after} KiB; "
-              f"fds idle {fds_idle}, under load {fds_warm}, after {fds_after}")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    report = _wrk(port, script, LOAD_S)
+    requests = int(re.search(r"(\d+) requests in", report).group(1))
+    assert requests > 64, report
+    assert "Non-2xx" not in report, report
+    assert "Socket errors" not in report, report
+    time.sleep(1)  # let closing connections finish
+    rss_after, fds_after = _rss_kib(server.pid), _fds(server.pid)
+    assert rss_after - rss_warm < 64 * 1024, f"RSS grew from {rss_warm} to {rss_after} KiB under load"
+    assert fds_after <= fds_idle, f"file descriptors {fds_idle} before load, {fds_after} after"
+    print(f"\nload: {requests} requests in {LOAD_S} s; RSS {rss_warm} -> {rss_after} KiB; "
+          f"fds idle {fds_idle}, under load {fds_warm}, after {fds_after}")

@@ -3,19 +3,16 @@
 Each test starts the CLI in a subprocess with `$NOTIFY_SOCKET` naming a datagram socket the test bound (a path or
 an abstract name) and checks what a service manager and a client would see: READY/WATCHDOG/RELOADING/STOPPING
 messages, answers before and after SIGHUP, a response that completes across SIGTERM, several workers on one
-port, /metrics counters and the JSON access log. Every process is killed in a finally.
+port, /metrics counters and the JSON access log. The processes are ServeProcess (tests/serve_process.py), stopped
+with SIGTERM (SIGKILL if they hang) when the test ends, with no worker left behind.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import select
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,9 +20,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from serve_process import ServeProcess
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEDIA_ROOT = REPO_ROOT.parent / "shared" / "media"
 SMALL_FILE = "mp4/bbb_prog_10s.mp4"
+SERVICE_CONFIG = "shutdown_timeout_s: 10\naccess_log: json\n"  # a short drain and the JSON access log
 
 
 class NotifySocket:
@@ -57,74 +57,16 @@ class NotifySocket:
         self.sock.close()
 
 
-class Service:
-    """`origin-proxy serve --port 0` in a subprocess; stderr goes to a file so it can never block."""
-
-    def __init__(self, tmp_path: Path, remap: Path, config: Path, notify: NotifySocket, *extra: str,
-                 watchdog_usec: int | None = 200_000) -> None:
-        env = {**os.environ, "NOTIFY_SOCKET": notify.env_value, "PYTHONPATH": str(REPO_ROOT)}
-        env.pop("WATCHDOG_PID", None)
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        if watchdog_usec is not None:
-            env["WATCHDOG_USEC"] = str(watchdog_usec)
-        self.stderr_path = tmp_path / f"stderr-{time.monotonic_ns()}.log"
-        self._stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "origin_proxy", "serve", "--port", "0", "--remap", str(remap),
-             "--config", str(config), *extra],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self._stderr)
-        self.listening_line = self._read_line(timeout_s=20)
-        assert self.listening_line.startswith("origin-proxy listening on http://127.0.0.1:"), self.listening_line
-        self.port = int(self.listening_line.split("http://127.0.0.1:")[1].split()[0])
-
-    def _read_line(self, timeout_s: float) -> str:
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        if not ready:
-            raise AssertionError(f"no listening line; stderr: {self.stderr()}")
-        return self.proc.stdout.readline().decode()
-
-    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
-
-    def metric(self, name: str, **labels: str) -> float:
-        """The sum of the samples of `name` whose labels include `labels`, from /metrics."""
-        status, _, body = self.get("/metrics")
-        assert status == 200
-        total = 0.0
-        for family in text_string_to_metric_families(body.decode()):
-            for sample in family.samples:
-                if sample.name == name and labels.items() <= sample.labels.items():
-                    total += sample.value
-        return total
-
-    def stderr(self) -> str:
-        self._stderr.flush()
-        return self.stderr_path.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout_s: float) -> int:
-        return self.proc.wait(timeout=timeout_s)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-        self._stderr.close()
-
-
-def write_remap(path: Path, rules: dict[str, Path | str]) -> Path:
-    text = "remap:\n" + "".join(f"  - from: {prefix}\n    to: file://{target}/\n" for prefix, target in rules.items())
-    path.write_text(text)
-    return path
+def metric(svc: ServeProcess, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`, from /metrics."""
+    status, _, body = svc.get("/metrics")
+    assert status == 200
+    total = 0.0
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                total += sample.value
+    return total
 
 
 @pytest.fixture(params=["path", "abstract"])
@@ -137,25 +79,19 @@ def notify(request, tmp_path):
 
 
 @pytest.fixture
-def files(tmp_path) -> dict[str, Path]:
-    """Two remap targets and a service config with a short drain and the JSON access log."""
-    config = tmp_path / "origin-proxy.yaml"
-    config.write_text("shutdown_timeout_s: 10\naccess_log: json\n")
-    return {"config": config, "remap": write_remap(tmp_path / "remap.yaml", {"/a/": MEDIA_ROOT})}
+def service(notify, serve_process):
+    """Factory: service(*serve_args, rules=...) -> serve with $NOTIFY_SOCKET, a short drain and the JSON access
+    log; /a/ -> the shared media unless `rules` says otherwise. (serve_process after notify: stopped first.)"""
 
-
-@pytest.fixture
-def service(tmp_path, files, notify):
-    started: list[Service] = []
-
-    def start(*extra: str, **kwargs) -> Service:
-        svc = Service(tmp_path, files["remap"], files["config"], notify, *extra, **kwargs)
-        started.append(svc)
+    def start(*extra: str, rules: dict[str, Path | str] | None = None,
+              watchdog_usec: int | None = 200_000) -> ServeProcess:
+        env = {"NOTIFY_SOCKET": notify.env_value,
+               "WATCHDOG_USEC": str(watchdog_usec) if watchdog_usec is not None else None}
+        svc = serve_process(rules or {"/a/": MEDIA_ROOT}, *extra, env=env, config=SERVICE_CONFIG)
+        assert svc.listening_line.startswith("origin-proxy listening on http://127.0.0.1:"), svc.listening_line
         return svc
 
-    yield start
-    for svc in started:
-        svc.kill()
+    return start
 
 
 def test_ready_watchdog_metrics_and_access_log(service, notify):
@@ -169,20 +105,20 @@ def test_ready_watchdog_metrics_and_access_log(service, notify):
     second = notify.wait_for("WATCHDOG=1", after=first + 1)
     notify.wait_for("WATCHDOG=1", after=second + 1)
 
-    before = svc.metric("origin_proxy_http_requests_total", route="media_passthrough", status="200")
+    before = metric(svc, "origin_proxy_http_requests_total", route="media_passthrough", status="200")
     assert before == 1
     for _ in range(3):
         assert svc.get("/a/" + SMALL_FILE)[0] == 200
     assert svc.get("/a/missing.mp4")[0] == 404
     assert svc.get(f"/a/{SMALL_FILE}?start=2&end=4")[0] == 200
     assert svc.get(f"/a/{SMALL_FILE}?start=2&end=4")[0] == 200
-    assert svc.metric("origin_proxy_http_requests_total", route="media_passthrough", status="200") == before + 3
-    assert svc.metric("origin_proxy_http_requests_total", route="media_passthrough", status="404") == 1
-    assert svc.metric("origin_proxy_http_requests_total", route="media_clip", status="200") == 2
-    assert svc.metric("origin_proxy_http_request_duration_seconds_count", route="media_clip") == 2
-    assert svc.metric("origin_proxy_l1_cache_loads_total") == 1  # the second clip was a cache hit
-    assert svc.metric("origin_proxy_l1_cache_hits_total") == 1
-    assert svc.metric("origin_proxy_http_requests_in_flight") == 1  # the /metrics request itself
+    assert metric(svc, "origin_proxy_http_requests_total", route="media_passthrough", status="200") == before + 3
+    assert metric(svc, "origin_proxy_http_requests_total", route="media_passthrough", status="404") == 1
+    assert metric(svc, "origin_proxy_http_requests_total", route="media_clip", status="200") == 2
+    assert metric(svc, "origin_proxy_http_request_duration_seconds_count", route="media_clip") == 2
+    assert metric(svc, "origin_proxy_l1_cache_loads_total") == 1  # the second clip was a cache hit
+    assert metric(svc, "origin_proxy_l1_cache_hits_total") == 1
+    assert metric(svc, "origin_proxy_http_requests_in_flight") == 1  # the /metrics request itself
 
     svc.signal(signal.SIGTERM)
     assert svc.wait(15) == 0
@@ -195,13 +131,13 @@ def test_ready_watchdog_metrics_and_access_log(service, notify):
     assert clips[0]["bytes"] > 0 and clips[0]["duration_ms"] >= 0
 
 
-def test_sighup_reloads_rules_and_keeps_them_on_error(service, notify, files, tmp_path):
+def test_sighup_reloads_rules_and_keeps_them_on_error(service, notify):
     svc = service()
     notify.wait_for("READY=1")
     assert svc.get("/a/" + SMALL_FILE)[0] == 200
     assert svc.get("/b/" + SMALL_FILE)[0] == 404
 
-    write_remap(files["remap"], {"/b/": MEDIA_ROOT})
+    svc.write_remap({"/b/": MEDIA_ROOT})
     mark = len(notify.messages)
     svc.signal(signal.SIGHUP)
     reloading = notify.wait_for("RELOADING=1", after=mark)
@@ -209,7 +145,7 @@ def test_sighup_reloads_rules_and_keeps_them_on_error(service, notify, files, tm
     assert svc.get("/b/" + SMALL_FILE)[0] == 200
     assert svc.get("/a/" + SMALL_FILE)[0] == 404
 
-    files["remap"].write_text("remap:\n  - from: /c/\n    to: file:///no/such/dir/\n  - from: nope\n    to: ftp://x/\n")
+    svc.write_remap("remap:\n  - from: /c/\n    to: file:///no/such/dir/\n  - from: nope\n    to: ftp://x/\n")
     mark = len(notify.messages)
     svc.signal(signal.SIGHUP)
     reloading = notify.wait_for("RELOADING=1", after=mark)
@@ -228,8 +164,7 @@ def test_sigterm_lets_a_slow_response_finish(service, notify, tmp_path):
     big = tmp_path / "media" / "big.mp4"
     big.parent.mkdir()
     big.write_bytes(os.urandom(48 * 1024 * 1024))
-    write_remap(tmp_path / "remap.yaml", {"/a/": MEDIA_ROOT, "/big/": big.parent})
-    svc = service()
+    svc = service(rules={"/a/": MEDIA_ROOT, "/big/": big.parent})
     notify.wait_for("READY=1")
 
     client = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
@@ -268,7 +203,7 @@ def test_sigterm_lets_a_slow_response_finish(service, notify, tmp_path):
     assert svc.wait(10) == 0  # shutdown_timeout_s: 10
 
 
-def test_two_workers_share_one_port(service, notify, files):
+def test_two_workers_share_one_port(service, notify):
     svc = service("--workers", "2")
     assert "(2 workers)" in svc.listening_line
     ready = notify.wait_for("READY=1")
@@ -284,9 +219,9 @@ def test_two_workers_share_one_port(service, notify, files):
     assert str(svc.proc.pid) not in pids  # the master does not serve
     assert svc.get("/a/" + SMALL_FILE)[0] == 200
     # Metrics are summed over both workers: every /healthz above is counted once.
-    assert svc.metric("origin_proxy_http_requests_total", route="healthz", status="200") == sum(pids.values())
+    assert metric(svc, "origin_proxy_http_requests_total", route="healthz", status="200") == sum(pids.values())
 
-    write_remap(files["remap"], {"/b/": MEDIA_ROOT})
+    svc.write_remap({"/b/": MEDIA_ROOT})
     mark = len(notify.messages)
     svc.signal(signal.SIGHUP)
     reloading = notify.wait_for("RELOADING=1", after=mark)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import pytest
 
 from origin_proxy.__main__ import main
 from origin_proxy.config import ConfigError, ServiceConfig, load_config, load_remap, load_service
+from serve_process import ServeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,19 +94,14 @@ def test_check_config_exit_codes(tmp_path, capsys):
     assert "remap[0].to: must be an http://, https:// or file: URL" in err
 
 
-async def test_serve_prints_address_and_answers(tmp_path):
+def test_serve_prints_address_and_answers(tmp_path):
     (tmp_path / "media").mkdir()
     (tmp_path / "media" / "a.bin").write_bytes(b"hello")
-    remap = write(tmp_path / "remap.yaml", "remap:\n  - from: /f/\n    to: file:media/\n")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "origin_proxy", "serve", "--remap", str(remap), "--port", "0",
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode().strip()
-        assert line.startswith("origin-proxy listening on http://127.0.0.1:")
-        base = line.rsplit(" ", 1)[1]
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(base + "/f/a.bin", timeout=5).read())
+    # Only --remap (no --config), run from tmp_path: the relative file: target resolves next to the remap file.
+    with ServeProcess(tmp_path, "remap:\n  - from: /f/\n    to: file:media/\n", config=None, cwd=tmp_path,
+                      stop_timeout_s=10) as process:
+        assert process.listening_line.startswith("origin-proxy listening on http://127.0.0.1:")
+        base = process.listening_line.rsplit(" ", 1)[1]
+        body = urllib.request.urlopen(base + "/f/a.bin", timeout=5).read()
         assert body == b"hello"
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+        assert process.stop() == 0  # SIGTERM: a clean exit within 10 s
