@@ -4,10 +4,15 @@ Flow: open the source -> the handler's plan builder (a Plan, an ETag variant, a 
 (RFC 9110 §13) -> ranges (§14) -> status and every length settled -> prepare() -> stream the parts.
 
 A SourceChanged before the headers go out (the upstream object changed between our reads) reopens the source and
-settles again, once. To make that window cover the first body bytes too, the first upstream chunk is fetched
-before prepare(). After prepare() any failure aborts the connection (server/errors.py).
-Body bytes: generated parts are written as they are, local SourceRanges go through `loop.sendfile`, upstream
-SourceRanges are streamed in ≥256 KiB chunks with `await resp.write()` for backpressure.
+settles again, once. To make that window cover the first body bytes too, the first upstream bytes are fetched
+before prepare(): the first chunk of a large range, or the whole first run of small ranges. After prepare() any
+failure aborts the connection (server/errors.py).
+Body bytes: generated parts are written as they are. A SourceRange of SMALL_RANGE_BYTES or more is sent with
+`loop.sendfile` (local) or streamed in 256 KiB chunks with `await resp.write()` for backpressure (upstream).
+Consecutive smaller ranges (a fragment's sample runs, interleaved with other tracks' samples in the file) are
+gathered in runs of at most SMALL_RUN_BYTES and written at once: read with exact preads in one thread hop (local),
+or with a few Range GETs in flight at a time (upstream, `UpstreamSource.read_ranges`), never reading the gaps.
+A run is written only when all of it arrived, so a failure inside it never leaves a part of it in the body.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ from .state import EdgeState
 log = logging.getLogger("origin_proxy.server")
 
 CHUNK_BYTES = 256 * 1024
-SMALL_RANGE_BYTES = 64 * 1024  # local ranges below this are read and written together rather than sendfile'd
-SMALL_RUN_BYTES = 4 * 1024 * 1024  # at most this much read per batch of small ranges
+SMALL_RANGE_BYTES = 64 * 1024  # ranges below this are gathered into runs rather than sendfile'd or streamed
+SMALL_RUN_BYTES = 4 * 1024 * 1024  # at most this much (plus one small range) held in memory per run
 
 
 @dataclass(frozen=True)
@@ -59,13 +64,23 @@ PlanBuilder = Callable[[Source], Awaitable[Planned]]
 
 
 @dataclass
+class _Prefetched:
+    """Body bytes read before the headers went out: they cover body[start:stop]."""
+
+    start: int
+    stop: int
+    first: bytes  # the first chunk of one large range, or the whole of a run of small ranges
+    rest: AsyncIterator[bytes] | None  # the large range's remaining chunks; None when `first` is all of it
+
+
+@dataclass
 class _Settled:
     """A response whose status and headers are final, and what its body is made of."""
 
     response: web.StreamResponse
     body: list[Part] | None  # None: no body (HEAD)
     source: Source
-    first_chunk: tuple[int, AsyncIterator[bytes], bytes] | None = None  # (part index, its stream, first bytes)
+    prefetched: _Prefetched | None = None
 
 
 async def serve_plan(request: web.Request, state: EdgeState, ref: SourceRef, build: PlanBuilder) -> web.StreamResponse:
@@ -133,7 +148,7 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, build:
         return _Settled(response, None, source)
     settled = _Settled(response, body, source)
     if not isinstance(source, LocalSource):
-        settled.first_chunk = await _prefetch_first_range(body, source, stack)
+        settled.prefetched = await _prefetch_first_range(body, source, stack)
     return settled
 
 
@@ -163,47 +178,58 @@ async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str) -> 
         return await load_movie_file(source, state.limits)
 
 
-async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncExitStack):
-    """Start streaming the first SourceRange and read its first chunk, so that a changed or failing upstream is
-    known while a clean error status (or a reopen) is still possible."""
+async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncExitStack) -> _Prefetched | None:
+    """Read the first upstream bytes of the body (the first chunk of a large range, or all of a first run of small
+    ranges), so that a changed or failing upstream is known while a clean error status (or a reopen) is still
+    possible."""
     for index, part in enumerate(body):
         if isinstance(part, SourceRange):
+            if part.size < SMALL_RANGE_BYTES:
+                run, stop = _small_run(body, index)
+                return _Prefetched(index, stop, await source.read_ranges(run), None)
             chunks = source.stream(part.offset, part.size, CHUNK_BYTES)
             stack.push_async_callback(chunks.aclose)
-            return index, chunks, await anext(chunks)
+            return _Prefetched(index, index + 1, await anext(chunks), chunks)
     return None
 
 
+def _small_run(body: list[Part], start: int) -> tuple[list[tuple[int, int]], int]:
+    """The consecutive SourceRanges below SMALL_RANGE_BYTES from body[start] on, as (offset, size) pairs, until
+    SMALL_RUN_BYTES are reached; and the body index after them. body[start] must be such a range."""
+    run: list[tuple[int, int]] = []
+    run_bytes, index = 0, start
+    while (index < len(body) and isinstance(part := body[index], SourceRange) and part.size < SMALL_RANGE_BYTES
+           and run_bytes < SMALL_RUN_BYTES):
+        run.append((part.offset, part.size))
+        run_bytes += part.size
+        index += 1
+    return run, index
+
+
 async def _write_body(request: web.Request, settled: _Settled) -> None:
-    response, source = settled.response, settled.source
-    body = settled.body
+    response, source, body, prefetched = settled.response, settled.source, settled.body, settled.prefetched
     index = 0
     while index < len(body):
         part = body[index]
-        index += 1
-        if not isinstance(part, SourceRange):
+        if prefetched is not None and index == prefetched.start:
+            await response.write(prefetched.first)
+            if prefetched.rest is not None:
+                async for chunk in prefetched.rest:
+                    await response.write(chunk)
+            index = prefetched.stop
+        elif not isinstance(part, SourceRange):
             await response.write(materialize(part))
-        elif settled.first_chunk is not None and settled.first_chunk[0] == index - 1:
-            _, chunks, first = settled.first_chunk
-            await response.write(first)
-            async for chunk in chunks:
-                await response.write(chunk)
+            index += 1
+        elif part.size < SMALL_RANGE_BYTES:
+            run, index = _small_run(body, index)
+            await response.write(await source.read_ranges(run))
         elif isinstance(source, LocalSource):
-            if part.size >= SMALL_RANGE_BYTES:
-                await _send_file_range(request, response, source, part)
-                continue
-            # A run of small ranges (a fragment's samples, interleaved with other tracks' in the file): read
-            # exactly those bytes in one thread hop and write them at once, instead of a sendfile per sample.
-            run, run_bytes = [part], part.size
-            while (index < len(body) and isinstance(body[index], SourceRange)
-                   and body[index].size < SMALL_RANGE_BYTES and run_bytes < SMALL_RUN_BYTES):
-                run.append(body[index])
-                run_bytes += body[index].size
-                index += 1
-            await response.write(await source.read_ranges([(r.offset, r.size) for r in run]))
+            await _send_file_range(request, response, source, part)
+            index += 1
         else:
             async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
                 await response.write(chunk)
+            index += 1
 
 
 async def _send_file_range(request: web.Request, response: web.StreamResponse, source: LocalSource,

@@ -30,6 +30,11 @@ class Source(Protocol):
         UpstreamError, UpstreamTimeout, SourceChanged."""
         ...
 
+    async def read_ranges(self, ranges: list[tuple[int, int]]) -> bytes:
+        """The bytes of several small (offset, size) ranges, concatenated in order, each exactly `size` long;
+        the caller bounds their total (held in memory). Raises as `read`, and UpstreamError when one ends short."""
+        ...
+
     def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
         """The bytes offset..offset+size-1 in chunks of at most chunk_bytes; raises SourceChanged
         when the object changed since it was opened, UpstreamError when it ends short."""

@@ -5,7 +5,8 @@ Last-Modified + length gives the validator. Every later read is a Range GET carr
 date) in `If-Range` and in `If-Match` (or `If-Unmodified-Since`), so a changed object answers 200 (the whole new
 representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged, and so
 does a 206 naming another ETag (or Last-Modified) than the opened one (an upstream that ignores conditionals).
-Bodies are read in bounded chunks.
+Bodies are read in bounded chunks. Many small ranges (a CMAF fragment's sample runs) are read by `read_ranges`
+with a few Range GETs in flight at once, each guarded as above.
 
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
 a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
@@ -19,13 +20,17 @@ import asyncio
 import email.utils
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 
 import aiohttp
 from yarl import URL
 
 from .. import metrics
 from ..errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
+
+# Range GETs one read_ranges call keeps in flight: enough to hide most round trips of a fragment's ~100 small
+# ranges, few enough that one request does not take over the shared pool (connections_per_host, default 32).
+MAX_RANGES_IN_FLIGHT = 8
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+)\s*$", re.IGNORECASE)
 
@@ -115,7 +120,61 @@ class UpstreamSource:
 
     async def read(self, offset: int, size: int) -> bytes:
         """Exactly `size` bytes at `offset` (fewer only at end of object). Raises as `stream`."""
-        return b"".join([chunk async for chunk in self.stream(offset, size, chunk_bytes=max(size, 1))])
+        # aclosing: a cancelled read releases its response now, not when the generator is garbage collected.
+        async with aclosing(self.stream(offset, size, chunk_bytes=max(size, 1))) as chunks:
+            return b"".join([chunk async for chunk in chunks])
+
+    async def read_ranges(self, ranges: list[tuple[int, int]], max_in_flight: int = MAX_RANGES_IN_FLIGHT) -> bytes:
+        """The bytes of several (offset, size) ranges, concatenated in list order: one Range GET per range (each
+        with the If-Range and If-Match guards of `stream`), at most `max_in_flight` at a time (and never more than
+        the pool's `limit_per_host`). Meant for small ranges (a fragment's sample runs): the caller bounds the
+        total, which is held in memory.
+
+        Why concurrent single-range GETs and not one multi-range GET (RFC 9110 §14.6, multipart/byteranges):
+        S3 and many origins and CDNs ignore or refuse a multi-range request (200 with the whole object, 416, or
+        only the first range), so a fallback to single ranges would be needed anyway; and parsing multipart
+        bodies of an untrusted upstream is more to get wrong. Concurrent GETs ask for exactly the same bytes,
+        keep every per-range check, and turn N sequential round trips into about N / max_in_flight.
+
+        Nothing is returned unless every range arrived whole from the opened version; on the first failure the
+        other requests are cancelled. A caller that is cancelled cancels them too.
+
+        Raises:
+            SourceChanged, NotFound, UpstreamError, UpstreamTimeout: as `stream`, for the failed range with the
+                lowest index among those that failed; UpstreamError too when a range lies past the object's end.
+        """
+        pieces: list[bytes] = [b""] * len(ranges)
+        failures: list[tuple[int, BaseException]] = []
+        pending = iter(range(len(ranges)))
+
+        async def fetch() -> None:
+            for index in pending:  # a shared iterator: each worker takes the next range not yet taken
+                offset, size = ranges[index]
+                try:
+                    data = await self.read(offset, size)
+                    if len(data) != size:
+                        raise UpstreamError("upstream object ends before a planned range", url=self.identity,
+                                            offset=offset + len(data), size_bytes=self.size_bytes)
+                except (SourceChanged, NotFound, UpstreamError) as exc:  # UpstreamTimeout is an UpstreamError
+                    failures.append((index, exc))
+                    raise
+                pieces[index] = data
+
+        pool_limit = getattr(self._session.connector, "limit_per_host", 0) or max_in_flight
+        workers = [asyncio.ensure_future(fetch()) for _ in range(max(1, min(max_in_flight, pool_limit, len(ranges))))]
+        try:
+            await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            # Retrieves every outcome (no "exception never retrieved"); connections go back to the pool.
+            outcomes = await asyncio.gather(*workers, return_exceptions=True)
+        if failures:
+            raise min(failures, key=lambda failure: failure[0])[1]
+        for outcome in outcomes:  # anything else a worker raised (not ours to name): let the middleware log it
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+        return b"".join(pieces)
 
     async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
         """offset..offset+size-1 (clipped to the object) in chunks of chunk_bytes (the last may be shorter).

@@ -293,3 +293,37 @@ async def _clip_of(tmp_path: Path, query: str) -> bytes:
         resp = await other.get("/t/new.mp4" + query)
         assert resp.status == 200
         return await resp.read()
+
+
+SEGMENT = BBB + "/cmaf1/v1/2.m4s"  # ~100 ranges of one video frame each (bbb interleaves audio frame by frame)
+
+
+@pytest.mark.parametrize(("fault", "status", "texts"), [
+    ("500", 502, {b"upstream answered 500\n"}),
+    ("full_200", 502, {b"upstream object changed while being served\n"}),
+    ("wrong_offsets", 502, {b"upstream sent another range or length than asked\n"}),
+    ("short_body", 502, {b"upstream body ended early\n", b"upstream connection failed\n"}),
+    ("stall_headers", 504, {b"upstream timed out\n"}),
+])
+async def test_fault_in_a_middle_range_of_a_fragment_is_a_clean_5xx(faulty, fault, status, texts):
+    """One of a fragment's many sample ranges fails while the others succeed (some already read, some in flight):
+    the client gets a one-line 5xx, none of the fetched bytes; once the upstream recovers, the same segment."""
+    upstream, client = faulty
+    async with asyncio.timeout(CASE_TIMEOUT_S):
+        oracle = await _oracle(client, SEGMENT)
+        got, _, body, aborted = await _outcome(client, "/f/" + SEGMENT)  # also caches the metadata
+        assert (got, aborted) == (200, False) and body == oracle
+        upstream.requests.clear()
+        assert (await _outcome(client, "/f/" + SEGMENT))[2] == oracle
+        ranges = sorted(_range(header) for header in upstream.requests if header != "bytes=0-0")
+        assert len(ranges) >= 50
+        middle = ranges[len(ranges) // 2]
+        upstream.fault, upstream.when = fault, lambda first, last: (first, last) == middle
+        upstream.cut = (middle[1] - middle[0] + 1) // 2
+        got, headers, body, aborted = await _outcome(client, "/f/" + SEGMENT)
+        assert not aborted
+        assert got == status and body in texts, (got, body)
+        assert headers["Content-Type"].startswith("text/plain")
+        upstream.fault = None
+        got, _, body, aborted = await _outcome(client, "/f/" + SEGMENT)
+        assert (got, aborted) == (200, False) and body == oracle
