@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import os
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 import mediatools as mt
 from conftest import MEDIA_ROOT, media
+from origin_proxy.source.upstream import UpstreamSource
 from test_http_ranges import parse_multipart
 
 BBB = "mp4/bbb_prog_10s.mp4"
@@ -30,8 +32,9 @@ SEGMENT = f"{BBB}/cmaf1/v1/2.m4s"
 class CountingUpstream:
     """Static files of ../shared/media under /media/, counting the Range GETs in flight.
 
-    The first request after `hold_first()` is held until a second one arrives (or 1 s passes, below the edge's read timeout here), so that requests the
-    edge keeps in flight together are seen together whatever the scheduling; a one-at-a-time edge shows 1.
+    The first body request after `hold_first()` is held until a second one arrives (or 1 s passes, below the edge's
+    read timeout here), so that requests the edge keeps in flight together are seen together whatever the
+    scheduling; a one-at-a-time edge shows 1.
     """
 
     def __init__(self) -> None:
@@ -144,10 +147,6 @@ async def test_ranges_of_a_segment_match_the_file_rule(counting, byte_range):
 async def test_cancelled_read_ranges_gives_its_connections_back(aiohttp_server):
     """A reader cancelled with Range GETs in flight (its client went away, the handler was cancelled) closes them:
     with a pool of 2 connections, both stalled, the next read still gets connections."""
-    import aiohttp
-
-    from origin_proxy.source.upstream import UpstreamSource
-
     data = media(BBB).read_bytes()
     stalled, release = [], asyncio.Event()
 
