@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -178,3 +180,39 @@ async def test_cancelled_read_ranges_gives_its_connections_back(aiohttp_server):
             assert second == data[0:10] + data[500:520]
         finally:
             release.set()
+
+
+@pytest.fixture(scope="module")
+def mixed_movie(tmp_path_factory) -> Path:
+    """8 s of 1280x720 at crf 4 + AAC, interleaved frame by frame: a few key frames of 64 KiB or more (streamed
+    ranges), the other samples smaller (gathered runs)."""
+    path = mt.make_test_movie(tmp_path_factory.mktemp("mixed") / "mixed.mp4", 8, size="1280x720",
+                              extra_args=["-crf", "4"])
+    sizes = [p.size for p in mt.ffprobe_packets(path, "v:0")]
+    assert any(size >= 65536 for size in sizes) and sum(size < 65536 for size in sizes) > 100
+    return path
+
+
+async def test_segments_mixing_large_and_small_ranges_match_the_file_rule(start_upstream, edge_client, mixed_movie):
+    """Segments that start with a streamed key frame and go on with runs of small ranges (after the headers)."""
+    upstream = await start_upstream(mixed_movie.parent)
+    client = await edge_client([{"from": "/up/", "to": upstream.url + "/media/", "segment_duration_s": 2},
+                                {"from": "/files/", "to": f"file://{mixed_movie.parent}/", "segment_duration_s": 2}])
+    async with asyncio.timeout(60):
+        master = await (await client.get("/files/mixed.mp4/master.m3u8")).text()
+        tracks = sorted(set(re.findall(r"cmaf1/(\w+)/playlist\.m3u8", master)))
+        assert len(tracks) == 2
+        for track in tracks:
+            number = 1
+            while True:
+                local = await client.get(f"/files/mixed.mp4/cmaf1/{track}/{number}.m4s")
+                if local.status == 404:
+                    break
+                upstream.reset_counters()
+                remote = await client.get(f"/up/mixed.mp4/cmaf1/{track}/{number}.m4s")
+                body = await remote.read()
+                assert (remote.status, body) == (200, await local.read()), (track, number)
+                if number > 1:  # the metadata is cached: only the open's byte and the samples are read
+                    assert upstream.bytes_sent == 1 + _mdat_payload_bytes(body)
+                number += 1
+            assert number > 3
