@@ -88,7 +88,7 @@ class ChunkMap:
     """Where samples sit: stco/co64 (§8.7.5) and stsc (§8.7.4) over the C chunks that hold samples.
 
     Attributes:
-        offset_bytes: int64 file offset of each chunk, shape (C,).
+        offset_bytes: file offset of each chunk, shape (C,): uint32 for files under 4 GiB, else int64.
         first_sample: uint32 index of each chunk's first sample, shape (C + 1,), ending with N.
         description_first_chunk, description_index: int64, shape (D,): from chunk description_first_chunk[d] on,
             samples are described by stsd entry description_index[d] (1-based); D is 1 in nearly every file.
@@ -237,7 +237,8 @@ class SampleTable:
         np.cumsum(self.size_bytes[lo:stop], dtype=np.int64, out=before[1:])
         samples = np.arange(first, stop, dtype=np.int64)
         chunk = chunks.chunk_of(samples)
-        return chunks.offset_bytes[chunk] + before[samples - lo] - before[chunks.first_sample[chunk].astype(np.int64) - lo]
+        return (chunks.offset_bytes[chunk].astype(np.int64) + before[samples - lo]
+                - before[chunks.first_sample[chunk].astype(np.int64) - lo])
 
     def sample_offset(self, sample: int) -> int:
         """File offset of one sample (0 <= sample < N): its chunk's offset plus the sizes before it in the chunk."""
@@ -442,7 +443,9 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     run_starts = np.union1d(np.union1d(count_changes, described_from), [0] if len(chunk_first) else [])
     return ChunkMap(
         run_starts=_frozen(run_starts.astype(np.uint32)),
-        offset_bytes=_frozen(chunk_offset),
+        # uint32 while the file is under 4 GiB (as stco itself), else int64: arithmetic with it must go through
+        # int64 (sample_offsets does), never a bare Python int.
+        offset_bytes=_frozen(chunk_offset.astype(np.uint32) if file_size < 2**32 else chunk_offset),
         first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32)),
         description_first_chunk=_frozen(described_from),
         description_index=_frozen(described),

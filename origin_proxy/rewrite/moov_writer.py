@@ -121,7 +121,7 @@ class _Deferred:
 
     def render(self, shift: int) -> bytes:
         """The box with every offset moved by `shift` bytes. Raises OverflowError when an offset does not fit."""
-        offsets = self.chunks.offset_bytes + shift
+        offsets = self.chunks.offset_bytes.astype(np.int64) + shift
         offsets[0] = self.chunks.first_offset_bytes + shift
         return box(*build_chunk_offsets(offsets, wide=self.wide))
 
