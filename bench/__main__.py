@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from . import fod, memory
-from .harness import (BENCH, MEDIA, OP_TREE, RANGE, ROOT, SEED, Client, Row, Server, curl_bytes_s, curl_mbps, log,
-                      ref_table, start_nginx, start_origin_proxy, table, wrk_rps)
+from .harness import (BENCH, MEDIA, OP_TREE, RANGE, ROOT, SEED, Client, Row, Server, curl_bytes_s, curl_mbps,
+                      free_port, log, ref_table, start_nginx, start_origin_proxy, table, wait_port, wrk_rps)
 
 PLOT = BENCH / "seek_latency.png"
 
@@ -420,6 +420,15 @@ def measure_seek(run: dict, op: Server, cold: Server, ng: Server, movies: dict[s
         rss, cached = now_rss, now_cached
     metrics.close()
 
+    log("TTFB floor: a bare aiohttp handler against nginx")
+    floor = start_floor_server()
+    try:
+        r = interleaved_ttfb(floor, ng, main_movie, duration, args.starts, True, random.Random(SEED + 1))
+    finally:
+        floor.stop()
+    rows.append(Row(f"TTFB floor: bare aiohttp handler answering the same request with 64 KiB (no media work; "
+                    f"bench/floor_server.py) vs nginx warm, {main_movie}", "ms", r["floor"], r["nginx"]))
+
     log("wrk ?start= requests/s")
     script = tmp / "start.lua"
     script.write_text(WRK_LUA.format(seed=SEED, hundredths=int((duration - 10) * 100), movie=main_movie))
@@ -440,6 +449,15 @@ def measure_seek(run: dict, op: Server, cold: Server, ng: Server, movies: dict[s
     run["local_body"] = [Row(f"whole body, {BULK}, file:// rule vs nginx static (the row in Results): body MB per "
                              "CPU second of the serving process", "MB/s per core", per_core["origin_proxy"],
                              per_core["nginx"], better="higher")]
+
+
+def start_floor_server() -> Server:
+    """bench/floor_server.py on a free port, named "floor"."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor_server", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    return Server("floor", port, proc)
 
 
 def measure_memory(tmp: Path, upstream: Server, info: dict[str, dict], main_movie: str,
