@@ -103,13 +103,15 @@ async def serve_plan(request: web.Request, state: EdgeState, ref: SourceRef, bui
         if isinstance(settled.response, web.Response):  # 304: complete already
             return settled.response
         request[STARTED_RESPONSE] = settled.response
-        await settled.response.prepare(request)
-        if settled.body is not None:
-            try:
+        try:
+            # prepare() is inside: the client may leave while the first bytes are prefetched (a whole run of a
+            # fragment's ranges), and writing the headers then fails the same way as writing the body.
+            await settled.response.prepare(request)
+            if settled.body is not None:
                 await _write_body(request, settled)
-            except ConnectionError as exc:  # the client went away; nothing to answer
-                log.info("%s %s: client connection lost: %r", request.method, request.path_qs, exc)
-                return settled.response
+        except ConnectionError as exc:  # the client went away; nothing to answer
+            log.info("%s %s: client connection lost: %r", request.method, request.path_qs, exc)
+            return settled.response
         await settled.response.write_eof()
         return settled.response
 

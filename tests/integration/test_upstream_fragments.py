@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -23,7 +24,8 @@ import pytest
 from aiohttp import web
 
 import mediatools as mt
-from conftest import MEDIA_ROOT, media
+from conftest import MEDIA_ROOT, make_config, media
+from origin_proxy.server.app import make_app
 from origin_proxy.source.upstream import UpstreamSource
 from test_http_ranges import parse_multipart
 
@@ -36,7 +38,8 @@ class CountingUpstream:
 
     The first body request after `hold_first()` is held until a second one arrives (or 1 s passes, below the edge's
     read timeout here), so that requests the edge keeps in flight together are seen together whatever the
-    scheduling; a one-at-a-time edge shows 1.
+    scheduling; a one-at-a-time edge shows 1. The request for `stall_range`, when set, waits for `release`; if its
+    connection is closed meanwhile, the range is appended to `cancelled`.
     """
 
     def __init__(self) -> None:
@@ -45,6 +48,10 @@ class CountingUpstream:
         self.max_in_flight = 0
         self._overlap = asyncio.Event()
         self._hold = False
+        self.stall_range: tuple[int, int] | None = None
+        self.stalled = asyncio.Event()
+        self.cancelled: list[tuple[int, int]] = []
+        self.release = asyncio.Event()
         self.url = ""
 
     def hold_first(self) -> None:
@@ -67,7 +74,17 @@ class CountingUpstream:
                     self._hold = False
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._overlap.wait(), timeout=1)
-                return await handler(request)
+                if (int(first), int(last)) == self.stall_range:
+                    self.stalled.set()
+                    try:
+                        await self.release.wait()
+                    except asyncio.CancelledError:  # the edge closed the connection (aiohttp_server cancels)
+                        self.cancelled.append(self.stall_range)
+                        raise
+                    print("DBG released", self.stall_range, flush=True)
+                r = await handler(request)
+                print("DBG handled", (int(first), int(last)), r, flush=True) if (int(first), int(last)) == self.stall_range else None
+                return r
             finally:
                 self.in_flight -= 1
 
@@ -216,3 +233,55 @@ async def test_segments_mixing_large_and_small_ranges_match_the_file_rule(start_
                     assert upstream.bytes_sent == 1 + _mdat_payload_bytes(body)
                 number += 1
             assert number > 3
+
+
+@pytest.mark.parametrize("handler_cancellation", [False, True], ids=["served-default", "handler-cancellation"])
+async def test_client_leaving_while_a_run_is_fetched(aiohttp_server, caplog, handler_cancellation):
+    """The client hangs up while the edge still waits for one of a segment's ranges, before any header went out.
+    With aiohttp's default (`origin_proxy serve`), the handler runs on: once the range arrives, writing the headers
+    fails, and that is a lost client (one INFO line), not an error. With handler cancellation (aiohttp's test
+    server), the edge's upstream request is cancelled, which the upstream sees. Either way the pool (2 connections
+    here) is whole afterwards."""
+    caplog.set_level(logging.INFO, logger="origin_proxy.server")
+    upstream = CountingUpstream()
+    upstream.url = f"http://127.0.0.1:{(await aiohttp_server(upstream.app())).port}"
+    config = make_config([{"from": "/up/", "to": upstream.url + "/media/"},
+                          {"from": "/files/", "to": "file://" + os.fspath(MEDIA_ROOT) + "/"}],
+                         upstream={"connect_timeout_s": 1.0, "read_timeout_s": 5.0, "connections_per_host": 2})
+    runner = web.AppRunner(make_app(config), handler_cancellation=handler_cancellation)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as client, asyncio.timeout(30):
+            async def get(path: str) -> bytes:
+                async with client.get(f"http://127.0.0.1:{port}{path}") as resp:
+                    assert resp.status == 200
+                    return await resp.read()
+
+            oracle = await get("/files/" + SEGMENT)
+            assert await get("/up/" + SEGMENT) == oracle
+            media_ranges = sorted(r for r in upstream.ranges if r != (0, 0))
+            upstream.stall_range = media_ranges[len(media_ranges) // 2]
+            caplog.clear()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"GET /up/{SEGMENT} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            await writer.drain()
+            await upstream.stalled.wait()
+            writer.close()
+            await writer.wait_closed()
+            if handler_cancellation:
+                while upstream.stall_range not in upstream.cancelled:
+                    await asyncio.sleep(0.02)  # until the edge has closed its request for the stalled range
+            upstream.release.set()
+            while not any(r.name == "origin_proxy.server" for r in caplog.records) and not handler_cancellation:
+                await asyncio.sleep(0.02)  # until the edge's handler has ended
+            if not handler_cancellation:
+                assert any("client connection lost" in r.getMessage() for r in caplog.records)
+            assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+            upstream.stall_range = None
+            assert await get("/up/" + SEGMENT) == oracle
+    finally:
+        upstream.release.set()
+        await runner.cleanup()
