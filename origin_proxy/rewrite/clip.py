@@ -23,6 +23,7 @@ UnsupportedMedia: composing them needs a sample-level remap that this module doe
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -67,8 +68,21 @@ class TrackCut:
     cts_shift: int
 
 
+_PRESENTATIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Track -> (movie timescale, result)
+
+
 def presentation(track: Track, movie_timescale: int) -> TrackPresentation:
-    """Fold a track's edit list into (lead, M, end). Raises UnsupportedMedia for edits we cannot compose."""
+    """Fold a track's edit list into (lead, M, end). Raises UnsupportedMedia for edits we cannot compose.
+    Remembered per track (a cached Track is immutable) while the track lives."""
+    known = _PRESENTATIONS.get(track)
+    if known is not None and known[0] == movie_timescale:
+        return known[1]
+    result = _presentation(track, movie_timescale)
+    _PRESENTATIONS[track] = (movie_timescale, result)
+    return result
+
+
+def _presentation(track: Track, movie_timescale: int) -> TrackPresentation:
     table = track.table
     lead_ticks = 0
     media_edits = []

@@ -90,12 +90,16 @@ def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
 
 def _serialize(node: Node, replace) -> tuple[list, int]:
     """Flatten a skeleton node's children into (pieces, their total bytes); `replace(child)` may return a list of
-    pieces to stand in for a child, or None to keep it. Every piece's size is taken once."""
+    pieces to stand in for a child, a (pieces, size) pair when the size is known, or None to keep the child.
+    Every piece's size is taken once."""
     pieces: list = []
     size = 0
     for child in node.children or ():
         substitute = replace(child)
-        if substitute is not None:
+        if isinstance(substitute, tuple):
+            pieces.extend(substitute[0])
+            size += substitute[1]
+        elif substitute is not None:
             pieces.extend(substitute)
             size += sum(_piece_size(p) for p in substitute)
         elif child.children is not None:
@@ -136,7 +140,7 @@ def _container(fourcc: bytes, pieces: list, payload_bytes: int) -> tuple[list, i
     return [header, *pieces], len(header) + payload_bytes
 
 
-def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
+def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[tuple[list, int], _Deferred]:
     tables = _stbl_boxes(cut)
     deferred = _Deferred(chunks, wide)
     table = cut.track.table
@@ -167,8 +171,7 @@ def _trak(cut: TrackCut, chunks: _Chunks, wide: bool) -> tuple[list, _Deferred]:
             return []
         return None
 
-    pieces, _ = _container(b"trak", *_serialize(cut.track.trak, replace))
-    return pieces, deferred
+    return _container(b"trak", *_serialize(cut.track.trak, replace)), deferred
 
 
 def _header_payload(node: Node) -> bytes:
@@ -178,7 +181,7 @@ def _header_payload(node: Node) -> bytes:
 
 def _moov_pieces(movie_file: MovieFile, cuts: list[TrackCut], chunks: list[_Chunks], wide: bool):
     movie_duration = max(c.empty_movie_ticks + c.segment_duration for c in cuts)
-    traks: dict[int, list] = {}
+    traks: dict[int, tuple[list, int]] = {}
     deferred: list[_Deferred] = []
     for cut, kept in zip(cuts, chunks):
         pieces, chunk_box = _trak(cut, kept, wide)
@@ -189,7 +192,7 @@ def _moov_pieces(movie_file: MovieFile, cuts: list[TrackCut], chunks: list[_Chun
         if node.fourcc == b"mvhd":
             return [box(b"mvhd", patch_duration(_header_payload(node), movie_duration, *MVHD_DURATION_OFFSETS))]
         if node.fourcc == b"trak":
-            return traks.get(id(node), [])  # tracks not cut (metadata, empty) are dropped
+            return traks.get(id(node), ([], 0))  # tracks not cut (metadata, empty) are dropped
         return None
 
     return _container(b"moov", *_serialize(movie_file.movie.moov, replace))
