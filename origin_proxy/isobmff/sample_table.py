@@ -234,7 +234,7 @@ class SampleTable:
         chunks = self.chunks
         lo = int(chunks.first_sample[chunks.chunk_of(first)])
         before = np.zeros(stop - lo + 1, dtype=np.int64)
-        np.cumsum(self.size_bytes[lo:stop], dtype=np.int64, out=before[1:])
+        np.cumsum(self.size_bytes[lo:stop].astype(np.int64), out=before[1:])
         samples = np.arange(first, stop, dtype=np.int64)
         chunk = chunks.chunk_of(samples)
         return (chunks.offset_bytes[chunk].astype(np.int64) + before[samples - lo]
@@ -434,13 +434,17 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     # Every chunk (so every sample) inside the file: its samples are contiguous from its offset.
     total = np.zeros(n + 1, dtype=np.int64) if n else np.zeros(1, np.int64)
     if n:
-        np.cumsum(size, dtype=np.int64, out=total[1:])
+        np.cumsum(size.astype(np.int64), out=total[1:])  # native first: a byte-swapping cumsum is 3x slower
     chunk_end = chunk_offset + total[np.append(chunk_first[1:], n)] - total[chunk_first]
     if len(chunk_offset) and (int(chunk_offset.min()) < 0 or int(chunk_end.max()) > file_size):
         raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
     counts = np.diff(np.append(chunk_first, n))
     count_changes = np.flatnonzero(counts[1:] != counts[:-1]) + 1
-    run_starts = np.union1d(np.union1d(count_changes, described_from), [0] if len(chunk_first) else [])
+    is_start = np.zeros(len(chunk_first), dtype=bool)  # both lists are sorted chunk indices: mark, don't sort
+    is_start[count_changes] = True
+    is_start[described_from] = True
+    is_start[:1] = True
+    run_starts = np.flatnonzero(is_start)
     return ChunkMap(
         run_starts=_frozen(run_starts.astype(np.uint32)),
         # uint32 while the file is under 4 GiB (as stco itself), else int64: arithmetic with it must go through
