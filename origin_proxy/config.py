@@ -163,6 +163,8 @@ class UpstreamSettings(_Frozen):
     connect_timeout_s: float = Field(5.0, gt=0)  # TCP (+TLS) connect
     read_timeout_s: float = Field(30.0, gt=0)  # longest silence while waiting for headers or body bytes
     connections_per_host: int = Field(32, ge=1)
+    # seconds what an object's `bytes=0-0` open learned (length, ETag) is reused; 0 = ask on every request
+    version_ttl_s: float = Field(2.0, ge=0)
 
 
 class RedisSettings(_Frozen):

@@ -36,7 +36,7 @@ from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_vari
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
-from ..source import Source, open_source
+from ..source import Source
 from .package import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
                       smooth_presentation, track_planned)
 from .serve import Planned, cached_movie_file, serve_plan
@@ -71,7 +71,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         """(the member's validator, its Packaging), through the usual caches."""
         mref = member_ref(src)
         try:
-            source = await open_source(mref, state.session)
+            source = await state.open_source(mref)
         except NotFound:
             raise MalformedMedia("the .ism names a file that does not exist", src=src) from None
         async with source:
@@ -122,7 +122,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
     if resource.kind == "fragment":
         # Route by the set's Smooth presentation (which member holds the QualityLevel), then serve from that
         # member's source, so its bytes go out like a segment's (sendfile, Range, its validator in the ETag).
-        async with await open_source(ism_ref, state.session) as ism_source:
+        async with await state.open_source(ism_ref) as ism_source:
             manifest, validators, version, packaging = await set_packaging(ism_source)
         presentation = await smooth_presentation(ism_ref.identity, packaging, state, version)
         stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
@@ -140,7 +140,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
 
     if resource.kind not in ("playlist", "init", "segment"):
         raise NotFound("no such packaging resource for a .ism set", resource=resource.text)
-    async with await open_source(ism_ref, state.session) as ism_source:
+    async with await state.open_source(ism_ref) as ism_source:
         manifest = await _server_manifest(state, ism_ref, ism_source)
         ism_validator = ism_source.validator
     try:

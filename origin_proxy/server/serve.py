@@ -31,7 +31,7 @@ from ..isobmff.movie import MovieFile
 from ..loader import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
 from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
-from ..source import Source, open_source
+from ..source import Source
 from ..source.local import LocalSource
 from .errors import STARTED_RESPONSE
 from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
@@ -93,6 +93,7 @@ async def serve_plan(request: web.Request, state: EdgeState, ref: SourceRef, bui
             break
         except SourceChanged as exc:
             await stack.aclose()
+            state.forget_upstream_versions()  # the reopen must ask the upstream, not reuse what it learned
             if attempt == 2:
                 raise
             log.info("%s changed while being read (%s); reopening", ref.identity, exc.message)
@@ -118,7 +119,7 @@ async def serve_plan(request: web.Request, state: EdgeState, ref: SourceRef, bui
 
 async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, build: PlanBuilder,
                   stack: AsyncExitStack) -> _Settled:
-    source = await open_source(ref, state.session)
+    source = await state.open_source(ref)
     stack.push_async_callback(source.aclose)
     planned = await build(source)
     plan = planned.plan
@@ -166,7 +167,7 @@ async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str) -> 
     longer the version the cache key names. With a Redis L2 (state.l2) the raw moov comes from there when another
     node already read it, and is parsed here."""
     async def fetch_moov() -> MoovBlob:
-        async with await open_source(ref, state.session) as source:
+        async with await state.open_source(ref) as source:
             if source.validator != validator:
                 raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
             return await load_moov_bytes(source, state.limits)
@@ -174,7 +175,7 @@ async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str) -> 
     if state.l2 is not None:
         blob = await state.l2.get_or_fetch(ref.identity, validator, fetch_moov)
         return await movie_file_from_blob(blob, state.limits)
-    async with await open_source(ref, state.session) as source:
+    async with await state.open_source(ref) as source:
         if source.validator != validator:
             raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
         return await load_movie_file(source, state.limits)

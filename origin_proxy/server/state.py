@@ -12,7 +12,9 @@ from ..cache import MetadataCache
 from ..config import AppConfig
 from ..loader import MediaLimits
 from ..redis_cache import RedisMoovCache
-from ..remap import RemapTable
+from ..remap import RemapTable, SourceRef
+from ..source import Source, open_source
+from ..source.upstream import UpstreamVersions
 
 
 @dataclass
@@ -25,6 +27,7 @@ class EdgeState:
     limits: MediaLimits
     session: aiohttp.ClientSession | None = field(default=None)
     l2: RedisMoovCache | None = field(default=None)  # shared moov cache when service.redis.url is set
+    upstream_versions: UpstreamVersions | None = field(default=None)  # None when upstream.version_ttl_s is 0
 
     @classmethod
     def from_config(cls, config: AppConfig) -> EdgeState:
@@ -35,7 +38,18 @@ class EdgeState:
             cache=MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s),
             limits=service.limits.media_limits(),
             l2=_l2_cache(config),
+            upstream_versions=UpstreamVersions(service.upstream.version_ttl_s) if service.upstream.version_ttl_s
+            else None,
         )
+
+    async def open_source(self, ref: SourceRef) -> Source:
+        """Open `ref` (source.open_source) with the shared session and the recent upstream versions."""
+        return await open_source(ref, self.session, self.upstream_versions)
+
+    def forget_upstream_versions(self) -> None:
+        """After a SourceChanged: the next opens ask the upstream again (replacements are rare; forget all)."""
+        if self.upstream_versions is not None:
+            self.upstream_versions.clear()
 
     def apply_rules(self, config: AppConfig) -> None:
         """Take the live-reloadable part of `config` (remap rules, cache_control, default_mode) on SIGHUP.

@@ -41,10 +41,12 @@ class Source(Protocol):
         ...
 
 
-async def open_source(ref, session=None):  # (remap.SourceRef, aiohttp.ClientSession | None) -> Source
+async def open_source(ref, session=None, versions=None):
     """Open the object a remap SourceRef names: a LocalSource for file: rules, else an UpstreamSource.
 
-    The returned source has `aclose()` and is an async context manager; `session` is required for HTTP rules.
+    (remap.SourceRef, aiohttp.ClientSession | None, upstream.UpstreamVersions | None) -> Source.
+    The returned source has `aclose()` and is an async context manager; `session` is required for HTTP rules;
+    `versions` lets an HTTP open reuse what a recent open of the same URL learned.
     Raises NotFound, UpstreamError, UpstreamTimeout (see the two implementations).
     """
     # Imported here so that `import origin_proxy.source` (the loader does) never pulls in aiohttp.
@@ -56,4 +58,4 @@ async def open_source(ref, session=None):  # (remap.SourceRef, aiohttp.ClientSes
 
     if session is None:
         raise RuntimeError("an HTTP remap rule needs the shared aiohttp ClientSession")
-    return await UpstreamSource.open(session, ref.location)
+    return await UpstreamSource.open(session, ref.location, versions)

@@ -1,7 +1,9 @@
 """An HTTP(S) upstream object read with Range requests (RFC 9110 §14), as a Source.
 
 Open = one `GET` with `Range: bytes=0-0`: the Content-Range gives the complete length, the ETag (strong only) or
-Last-Modified + length gives the validator. Every later read is a Range GET carrying that ETag (or Last-Modified
+Last-Modified + length gives the validator. With an UpstreamVersions cache, what an open learned is reused for a
+few seconds instead of asking again (objects with a strong ETag or a Last-Modified only: those that every later
+read can guard). Every later read is a Range GET carrying that ETag (or Last-Modified
 date) in `If-Range` and in `If-Match` (or `If-Unmodified-Since`), so a changed object answers 200 (the whole new
 representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged, and so
 does a 206 naming another ETag (or Last-Modified) than the opened one (an upstream that ignores conditionals).
@@ -23,6 +25,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing, asynccontextmanager, contextmanager
 
 import aiohttp
+from cachetools import TTLCache
 from yarl import URL
 
 from .. import metrics
@@ -52,6 +55,29 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int
     return int(first), int(last), int(complete)
 
 
+class UpstreamVersions:
+    """What recent opens learned, per URL: (length, ETag, Last-Modified), for `ttl_s` seconds.
+
+    Reusing it is safe: every body read still carries the validator in If-Match/If-Range, so an object replaced
+    within the TTL answers 412/200 and raises SourceChanged, and the edge then forgets everything here and
+    reopens (server/serve.py). What it costs: a response made only from cached metadata (a manifest, a HEAD)
+    can describe the previous version for up to `ttl_s` after a replacement. Bounded to `max_entries` URLs.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._entries: TTLCache = TTLCache(maxsize=max_entries, ttl=ttl_s)
+
+    def get(self, url: str) -> tuple[int, str | None, str | None] | None:
+        return self._entries.get(url)
+
+    def put(self, url: str, size_bytes: int, etag: str | None, last_modified_text: str | None) -> None:
+        if etag or last_modified_text:  # without a validator, later reads could not notice a replacement
+            self._entries[url] = (size_bytes, etag, last_modified_text)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class UpstreamSource:
     """An opened upstream object. Build with `await UpstreamSource.open(session, url)`."""
 
@@ -71,14 +97,18 @@ class UpstreamSource:
             self.validator = f"{int(self.last_modified * 1e9) if self.last_modified else 0}-{size_bytes}"
 
     @classmethod
-    async def open(cls, session: aiohttp.ClientSession, url: str) -> UpstreamSource:
-        """Learn the object's length and validator with one `Range: bytes=0-0` GET.
+    async def open(cls, session: aiohttp.ClientSession, url: str,
+                   versions: UpstreamVersions | None = None) -> UpstreamSource:
+        """Learn the object's length and validator with one `Range: bytes=0-0` GET, or from `versions` when a
+        recent open of the same URL learned them.
 
         Raises:
             NotFound: 404 / 410.
             UpstreamError: any other answer than 206 (or 200/416 for an empty object), a bad Content-Range.
             UpstreamTimeout: connect or read timeout.
         """
+        if versions is not None and (known := versions.get(url)) is not None:
+            return cls(session, url, *known)
         async with _request(session, URL(url, encoded=True), {"Range": "bytes=0-0"}, url) as resp:
             etag = resp.headers.get("ETag")
             if etag and not etag.startswith('"'):  # weak ETags cannot guard byte ranges (RFC 9110 §13.1.5)
@@ -98,6 +128,8 @@ class UpstreamSource:
                 raise UpstreamError("upstream ignores Range requests", url=url)
             else:
                 raise UpstreamError(f"upstream answered {resp.status}", url=url, status=resp.status)
+        if versions is not None:
+            versions.put(url, size_bytes, etag, last_modified)
         return cls(session, url, size_bytes, etag, last_modified)
 
     def _same_version(self, headers) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import shutil
 import time
 
 import aiohttp
@@ -179,3 +180,41 @@ async def test_upstream_failing_after_headers_aborts_the_connection(aiohttp_serv
     assert resp.status == 200 and resp.content_length == total  # headers went out after the first chunk
     with pytest.raises(aiohttp.ClientPayloadError):
         await resp.read()
+
+
+async def test_recent_open_is_reused_and_a_replacement_is_still_noticed(start_upstream, edge_client, tmp_path):
+    """upstream.version_ttl_s: a second request within the TTL opens without asking the upstream (no `bytes=0-0`),
+    and an object replaced within the TTL is answered from the new object, never spliced: its body read fails
+    the If-Match, the edge forgets what it learned and reopens."""
+    shutil.copyfile(SAMPLE, tmp_path / "movie.mp4")
+    upstream = await start_upstream(tmp_path)
+    client = await edge_client([{"from": "/up/", "to": upstream.url + "/media/"},
+                                {"from": "/files/", "to": f"file://{tmp_path}/"}],
+                               upstream={"version_ttl_s": 60})
+    first = await client.get("/up/movie.mp4?start=0.2", headers={"Range": "bytes=0-99999"})
+    assert first.status == 206 and await first.read() == await (await client.get(
+        "/files/movie.mp4?start=0.2", headers={"Range": "bytes=0-99999"})).read()
+    upstream.reset_counters()
+    again = await client.get("/up/movie.mp4?start=0.5", headers={"Range": "bytes=0-99999"})
+    assert again.status == 206 and await again.read()
+    assert "bytes=0-0" not in [r[2] for r in upstream.requests], upstream.requests
+
+    replacement = media("mp4/bbb_prog_10s.mp4")
+    shutil.copyfile(replacement, tmp_path / "movie.tmp")
+    os.replace(tmp_path / "movie.tmp", tmp_path / "movie.mp4")
+    upstream.reset_counters()
+    remote = await client.get("/up/movie.mp4?start=0.7")
+    local = await client.get("/files/movie.mp4?start=0.7")
+    assert remote.status == local.status == 200
+    assert await remote.read() == await local.read()
+    assert [r[2] for r in upstream.requests].count("bytes=0-0") >= 1  # it asked again after the 412
+
+
+async def test_version_ttl_zero_opens_on_every_request(start_upstream, edge_client, tmp_path):
+    shutil.copyfile(SAMPLE, tmp_path / "movie.mp4")
+    upstream = await start_upstream(tmp_path)
+    client = await edge_client([{"from": "/up/", "to": upstream.url + "/media/"}], upstream={"version_ttl_s": 0})
+    for _ in range(3):
+        resp = await client.get("/up/movie.mp4", headers={"Range": "bytes=0-9"})
+        assert resp.status == 206 and len(await resp.read()) == 10
+    assert [r[2] for r in upstream.requests].count("bytes=0-0") == 3

@@ -229,8 +229,9 @@ async def test_segments_mixing_large_and_small_ranges_match_the_file_rule(start_
                 remote = await client.get(f"/up/mixed.mp4/cmaf1/{track}/{number}.m4s")
                 body = await remote.read()
                 assert (remote.status, body) == (200, await local.read()), (track, number)
-                if number > 1:  # the metadata is cached: only the open's byte and the samples are read
-                    assert upstream.bytes_sent == 1 + _mdat_payload_bytes(body)
+                if number > 1:  # metadata cached: the samples are read, plus the open's byte unless the
+                    # object's version was learned less than upstream.version_ttl_s ago
+                    assert upstream.bytes_sent - _mdat_payload_bytes(body) in (0, 1)
                 number += 1
             assert number > 3
 
