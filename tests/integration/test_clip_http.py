@@ -207,7 +207,8 @@ async def test_second_identical_clip_reads_no_metadata(edge):
     bounds = [_range_bounds(rng) for _, _, rng in edge.upstream.requests]
     opens = [b for b in bounds if b == (0, 0)]  # the open: length and validator
     body_reads = [b for b in bounds if b != (0, 0)]
-    assert len(opens) == 1, edge.upstream.requests
+    # at most the open (none while upstream.version_ttl_s still holds what the first request's open learned)
+    assert len(opens) <= 1, edge.upstream.requests
     assert body_reads, "the clip's samples must come from the upstream"
     assert all(mdat_payload[0] <= first_byte and last < mdat_payload[1] for first_byte, last in body_reads), (
         f"second request read outside the mdat payload {mdat_payload}: {edge.upstream.requests}"
