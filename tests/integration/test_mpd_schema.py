@@ -33,15 +33,16 @@ FILES = sorted(p.relative_to(MEDIA_ROOT).as_posix() for d in ("mp4", "mov") for 
 
 @pytest.fixture(scope="module")
 def schema(tmp_path_factory) -> Path:
-    """A copy of the schema whose xlink import points at the local xlink.xsd."""
+    """A copy of the schema whose xlink import points at the local xlink.xsd (which imports xml.xsd beside it)."""
     folder = tmp_path_factory.mktemp("dash-schema")
     text = SCHEMA.read_text(encoding="utf-8")
     text = re.sub(r'schemaLocation="https?://www\.w3\.org/[^"]*xlink\.xsd"', 'schemaLocation="xlink.xsd"', text)
     (folder / "DASH-MPD.xsd").write_text(text, encoding="utf-8")
-    xlink = SCHEMA.parent / "xlink.xsd"
-    if not xlink.is_file():
-        pytest.skip(f"no xlink.xsd next to {SCHEMA}")
-    shutil.copyfile(xlink, folder / "xlink.xsd")
+    for name in ("xlink.xsd", "xml.xsd"):
+        imported = SCHEMA.parent / name
+        if not imported.is_file():
+            pytest.skip(f"no {name} next to {SCHEMA}")
+        shutil.copyfile(imported, folder / name)
     return folder / "DASH-MPD.xsd"
 
 
