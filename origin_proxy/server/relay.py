@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -31,6 +32,7 @@ log = logging.getLogger("origin_proxy.relay")
 
 RELAY_HUB = web.AppKey("relay_hub", RelayHub)
 HEADER_WAIT_S = 10.0
+VIEWER_SNDBUF = 64 << 10
 CONTENT_TYPES = {"matroska": "video/x-matroska", "webm": "video/webm"}
 
 
@@ -102,6 +104,21 @@ def _json(value: object) -> web.Response:
                         headers={"Cache-Control": "no-store"})
 
 
+def _bound_in_flight(request: web.Request) -> None:
+    """Bytes in flight per viewer: at most VIEWER_SNDBUF in the kernel (no autotuning to megabytes on
+    loopback) and VIEWER_SNDBUF in the transport before write() waits for drain, so lag shows up in the queue."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, VIEWER_SNDBUF)
+        except OSError:
+            pass
+    transport.set_write_buffer_limits(high=VIEWER_SNDBUF)
+
+
 async def _publish(request: web.Request, hub: RelayHub, prefix: str, name: str, ext: str,
                    settings: RelaySettings) -> web.Response:
     token = settings.publish_token
@@ -137,6 +154,7 @@ async def _view(request: web.Request, hub: RelayHub, prefix: str, name: str,
                                            "Cache-Control": "no-store"})
     if request.method == "HEAD":
         return response
+    _bound_in_flight(request)
     viewer = feed.add_viewer()
     try:
         await response.prepare(request)
