@@ -13,6 +13,7 @@ nothing here imports aiohttp.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +41,121 @@ class _Frozen(BaseModel):
 # ---------------------------------------------------------------------------------------------- remap file
 
 
+# Names of publishing points and relay feeds (the part before .isml / .mkv).
+POINT_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _read_token(token: str | None, token_file: str | None, base_dir: Any) -> str | None:
+    """The bearer token of a rule: inline, or the first line of `token_file` (relative to the remap file)."""
+    if token is not None and token_file is not None:
+        raise ValueError("give a token or a token file, not both")
+    if token_file is None:
+        return token
+    path = token_file if os.path.isabs(token_file) or base_dir is None else os.path.join(os.fspath(base_dir), token_file)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.readline().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read token file {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"token file {path} is empty")
+    return value
+
+
+class LiveSettings(_Frozen):
+    """A rule's `live:` block: publishing points `NAME.isml` under this prefix (DESIGN.md §6, docs/live.md).
+
+    Attributes:
+        storage: directory holding one NAME.isml directory per point (archive, server manifest); relative paths
+            resolve against the remap file's directory. Created when missing.
+        ingest_token: encoders send `Authorization: Bearer <token>`; `ingest_token_file` reads it from a file
+            instead (its first line). Neither = ingest is refused (403): a live rule never accepts anonymous pushes.
+        create_on_ingest: False = only points whose NAME.isml directory exists accept pushes (404 otherwise).
+        dvr_window_s: live manifests list at most this much media; older fragments leave memory.
+        archive: every accepted fragment is written to disk before any manifest lists it.
+        archive_segment_s: archive files rotate after this much media; 0 = one file per stream.
+        restart_on_encoder_reconnect: a timeline that jumps back starts a new period/discontinuity instead of 400.
+        fsync: fsync each archived fragment before acknowledging it (flush only when False).
+        cache_control_live_manifests: Cache-Control of live manifests (None: max-age of half a fragment).
+    """
+
+    storage: str
+    ingest_token: str | None = None
+    ingest_token_file: str | None = None
+    create_on_ingest: bool = True
+    dvr_window_s: float = Field(1800.0, gt=0)
+    archive: bool = True
+    archive_segment_s: float = Field(3600.0, ge=0)
+    restart_on_encoder_reconnect: bool = False
+    fsync: bool = False
+    cache_control_live_manifests: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        base_dir = (info.context or {}).get("base_dir")
+        storage = data.get("storage")
+        if isinstance(storage, str) and storage and not os.path.isabs(storage):
+            if base_dir is None:
+                raise ValueError("relative live storage but the remap file's directory is unknown")
+            data["storage"] = os.path.abspath(os.path.join(os.fspath(base_dir), storage))
+        token = _read_token(data.get("ingest_token"), data.pop("ingest_token_file", None), base_dir)
+        data["ingest_token"] = token
+        return data
+
+
+class RelaySettings(_Frozen):
+    """A rule's `relay:` block: live Matroska (and fMP4) feeds `NAME.mkv` fanned out to viewers (docs/relay.md).
+
+    Attributes:
+        publish_token: publishers send `Authorization: Bearer <token>` (or `publish_token_file`); neither = pushes
+            are refused (403); pulled `feeds` and the CLI need no token.
+        backlog_gops: complete GOPs a new viewer gets before the live edge (0 = wait for the next key frame).
+        viewer_buffer_s: a viewer further behind than this loses whole GOPs.
+        viewer_max_lag_s: a viewer still this far behind is disconnected.
+        low_latency: send each cluster as it arrives instead of each whole GOP.
+        feeds: name -> http(s) URL of feeds origin_proxy pulls itself (reconnecting with backoff).
+    """
+
+    publish_token: str | None = None
+    publish_token_file: str | None = None
+    backlog_gops: int = Field(2, ge=0, le=64)
+    viewer_buffer_s: float = Field(10.0, gt=0)
+    viewer_max_lag_s: float = Field(60.0, gt=0)
+    low_latency: bool = False
+    feeds: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        base_dir = (info.context or {}).get("base_dir")
+        data["publish_token"] = _read_token(data.get("publish_token"), data.pop("publish_token_file", None), base_dir)
+        return data
+
+    @field_validator("feeds")
+    @classmethod
+    def _check_feeds(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, url in value.items():
+            if not POINT_NAME.fullmatch(name):
+                raise ValueError(f"feed name {name!r} must be [A-Za-z0-9_.-]+")
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"feed {name}: must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_lag(self) -> RelaySettings:
+        if self.viewer_max_lag_s < self.viewer_buffer_s:
+            raise ValueError("viewer_max_lag_s must be at least viewer_buffer_s")
+        return self
+
+
 class RemapRule(_Frozen):
     """One `from` -> `to` mapping.
 
@@ -50,10 +166,15 @@ class RemapRule(_Frozen):
         cache_control: Cache-Control for responses of this rule; None = the service default.
         segment_duration_s: target segment duration of fragment-on-demand (HLS/DASH) under this rule; segments
             start at the first key frame at or after each multiple (DESIGN.md §5).
+        live: publishing points under this prefix (LiveSettings) instead of a `to` upstream.
+        relay: live relay feeds under this prefix (RelaySettings) instead of a `to` upstream.
+    A rule has exactly one of `to`, `live` and `relay`.
     """
 
     from_: str = Field(alias="from")
-    to: str
+    to: str | None = None
+    live: LiveSettings | None = None
+    relay: RelaySettings | None = None
     mode: Literal["exact", "keyframe"] | None = None
     cache_control: str | None = None
     segment_duration_s: float = Field(4.0, ge=0.5, le=60.0)
@@ -76,7 +197,9 @@ class RemapRule(_Frozen):
 
     @field_validator("to")
     @classmethod
-    def _check_to(cls, value: str, info: ValidationInfo) -> str:
+    def _check_to(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme in ("http", "https"):
             if not parts.hostname:
@@ -101,6 +224,19 @@ class RemapRule(_Frozen):
             raise ValueError(f"directory {path} does not exist")
         return "file://" + path.rstrip("/") + "/"
 
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> RemapRule:
+        given = [name for name in ("to", "live", "relay") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("a rule needs exactly one of 'to', 'live' or 'relay'"
+                             + (f" (has {', '.join(given)})" if given else ""))
+        return self
+
+    @property
+    def kind(self) -> Literal["upstream", "live", "relay"]:
+        """What serves this rule: a `to` upstream, publishing points, or relay feeds."""
+        return "live" if self.live is not None else "relay" if self.relay is not None else "upstream"
+
     @property
     def host(self) -> str | None:
         """Lower-case `host[:port]` this rule is limited to, or None for any Host."""
@@ -113,7 +249,7 @@ class RemapRule(_Frozen):
 
     @property
     def is_local(self) -> bool:
-        return self.to.startswith("file:")
+        return self.to is not None and self.to.startswith("file:")
 
     @property
     def root_dir(self) -> str:

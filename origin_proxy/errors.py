@@ -12,9 +12,15 @@ OriginError                      message is safe to show a client
 │   └── UnsupportedMedia         valid but out of scope, or over a configured limit
 │       ├── FragmentedMedia      fragmented MP4 input (moov/mvex) for a progressive-only feature
 │       └── UnpackageableMedia   no track a packaging protocol can carry (mp4v, PCM only ...)
-└── UpstreamError                upstream refused, reset, 5xx, or sent something else than asked
-    ├── UpstreamTimeout
-    └── SourceChanged            the upstream validator changed between metadata and body reads
+├── UpstreamError                upstream refused, reset, 5xx, or sent something else than asked
+│   ├── UpstreamTimeout
+│   └── SourceChanged            the upstream validator changed between metadata and body reads
+├── MethodNotAllowed             a method the resource does not take (viewers never write)
+├── Conflict                     the resource is busy (a second publisher of one relay feed)
+└── IngestError                  what an encoder or publisher pushed cannot be accepted (live/, relay/)
+    ├── MalformedIngest          bytes that do not frame or contradict themselves (400)
+    ├── IngestOutOfOrder         a fragment before any header, a timeline that jumps back (412)
+    └── UnsupportedIngest        a codec or container we cannot package or relay (415)
 ```
 `message` (str(exc)) is what a client may see; `context` is for the log only (box path, offsets, source id).
 No aiohttp import here.
@@ -92,4 +98,32 @@ class UpstreamTimeout(UpstreamError):
 
 
 class SourceChanged(UpstreamError):
+    pass
+
+
+class MethodNotAllowed(OriginError):
+    """`allowed` lists the methods the resource takes, for the Allow header."""
+
+    def __init__(self, message: str, allowed: tuple[str, ...] = ("GET", "HEAD"), **context: object) -> None:
+        super().__init__(message, **context)
+        self.allowed = allowed
+
+
+class Conflict(OriginError):
+    pass
+
+
+class IngestError(OriginError):
+    pass
+
+
+class MalformedIngest(IngestError):
+    pass
+
+
+class IngestOutOfOrder(IngestError):
+    pass
+
+
+class UnsupportedIngest(IngestError):
     pass

@@ -36,7 +36,8 @@ class SourceRef:
     Attributes:
         rule: the remap rule that matched.
         rest: decoded path after the rule's prefix, e.g. "movies/a.mp4" ('' when the prefix itself was asked).
-        location: upstream URL (percent-encoded) for HTTP rules, or the filesystem path for file: rules.
+        location: upstream URL (percent-encoded) for HTTP rules, or the filesystem path for file: rules ('' for
+            live and relay rules, whose handlers read `rest`).
         identity: stable key of the object (the URL, or "file://" + path), used for cache keys and ETags.
     """
 
@@ -114,6 +115,8 @@ def _strip_prefix(path: str, prefix: str) -> str | None:
 
 def _target(rule: RemapRule, rest: str) -> SourceRef:
     rest = rest.lstrip("/")
+    if rule.to is None:  # a live or relay rule: the handler reads `rest` (NAME.isml/..., NAME.mkv)
+        return SourceRef(rule, rest, "", f"{rule.kind}:{rule.from_}{rest}")
     if rule.is_local:
         root = rule.root_dir
         location = os.path.join(root, *[seg for seg in rest.split("/") if seg]) if rest else root

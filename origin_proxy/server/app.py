@@ -9,10 +9,14 @@ import aiohttp
 from aiohttp import web
 
 from ..config import AppConfig
+from ..errors import MethodNotAllowed
 from ..source.upstream import client_timeout
 from .errors import error_middleware
 from .observe import handle_metrics, metrics_middleware
 from .state import EDGE_STATE, EdgeState, l2_cache_ctx
+from .live import handle_live
+from .relay import RELAY_HUB, handle_relay, relay_ctx
+from ..relay.hub import RelayHub
 from .vod import handle_media
 
 
@@ -43,7 +47,23 @@ def make_app(config: AppConfig) -> web.Application:
     app[EDGE_STATE] = EdgeState.from_config(config)
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(l2_cache_ctx)
+    app[RELAY_HUB] = RelayHub()  # live relay feeds (server/relay.py)
+    app.cleanup_ctx.append(relay_ctx)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", handle_metrics)
-    app.router.add_get("/{path:.*}", handle_media)  # add_get registers HEAD too
+    app.router.add_route("*", "/{path:.*}", dispatch)
     return app
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Every other path, by the kind of its remap rule: live points and relay feeds take any method (their
+    handlers refuse what they do not take); `to` upstreams are read-only media (GET/HEAD, else 405)."""
+    state = request.app[EDGE_STATE]
+    ref = state.remap.resolve(request.rel_url.raw_path, request.host)
+    if ref.rule.live is not None:
+        return await handle_live(request, ref)
+    if ref.rule.relay is not None:
+        return await handle_relay(request, ref)
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed(f"{request.method} is not allowed on media", allowed=("GET", "HEAD"))
+    return await handle_media(request)

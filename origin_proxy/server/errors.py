@@ -21,14 +21,20 @@ from aiohttp import web
 
 from ..errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     FragmentedMedia,
+    IngestError,
+    IngestOutOfOrder,
+    MalformedIngest,
     MalformedMedia,
+    MethodNotAllowed,
     NotFound,
     OriginError,
     RangeNotSatisfiable,
     SourceChanged,
     UnpackageableMedia,
+    UnsupportedIngest,
     UnsupportedMedia,
     UpstreamError,
     UpstreamTimeout,
@@ -48,6 +54,12 @@ STATUS_BY_ERROR: dict[type[OriginError], int] = {
     UpstreamError: 502,
     SourceChanged: 502,
     UpstreamTimeout: 504,
+    MethodNotAllowed: 405,
+    Conflict: 409,
+    IngestError: 400,
+    MalformedIngest: 400,
+    IngestOutOfOrder: 412,
+    UnsupportedIngest: 415,
 }
 
 # The StreamResponse a handler has prepare()d, so the middleware knows headers are gone.
@@ -78,6 +90,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         headers = {}
         if isinstance(exc, RangeNotSatisfiable):
             headers["Content-Range"] = f"bytes */{exc.complete_length}"
+        elif isinstance(exc, MethodNotAllowed):
+            headers["Allow"] = ", ".join(exc.allowed)
         return web.Response(status=status, text=exc.message.splitlines()[0] + "\n", headers=headers)
     except Exception:
         started = _abort_if_started(request)
