@@ -61,13 +61,15 @@ class Header:
 @dataclass(frozen=True)
 class Block:
     """A SimpleBlock or BlockGroup element, whole. `timestamp` = Cluster Timestamp + the block's relative one,
-    in TimestampScale units; the signed 16-bit relative timestamp sits at `data[timestamp_pos:+2]`."""
+    in TimestampScale units; the signed 16-bit relative timestamp sits at `data[timestamp_pos:+2]`. `frames`:
+    how many laced frames it holds (the lace count byte; lace sizes are never parsed)."""
 
     track: int
     timestamp: int
     keyframe: bool
     data: bytes
     timestamp_pos: int
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -334,9 +336,15 @@ class MatroskaReader:
             raise MalformedIngest("Block too short for its track number, timestamp and flags")
         ts_pos = block_start + track[1]
         relative = int.from_bytes(element[ts_pos:ts_pos + 2], "big", signed=True)
+        flags = element[ts_pos + 2]
         if element_id == ebml.SIMPLE_BLOCK:
-            keyframe = bool(element[ts_pos + 2] & 0x80)
-        return Block(track[0], self._cluster_ts + relative, keyframe, element, ts_pos)
+            keyframe = bool(flags & 0x80)
+        frames = 1
+        if flags & 0x06:
+            if track[1] + 4 > block_len:
+                raise MalformedIngest("laced Block without its lace count")
+            frames = element[ts_pos + 3] + 1
+        return Block(track[0], self._cluster_ts + relative, keyframe, element, ts_pos, frames)
 
 
 def _data_len(element: bytes) -> int:
