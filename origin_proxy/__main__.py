@@ -2,6 +2,7 @@
 
     origin-proxy serve [--config conf/origin-proxy.yaml] [--remap remap.yaml] [--host H] [--port P]
     origin-proxy check-config [--config ...] [--remap ...]
+    origin-proxy relay INPUT [--port 8080] [--name NAME] [--loop]   (file, - for stdin, or http(s) URL)
 
 A bad config exits with status 2 and prints every problem with its place in the file (`remap[1].to: ...`).
 `--host`/`--port` override the config's `listen:`; `--port 0` picks a free port. Once listening, serve prints
@@ -39,6 +40,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             command.add_argument("--workers", type=int, default=None,
                                  help="serving processes sharing the port (overrides service.workers)")
             command.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by the master
+    relay = commands.add_parser("relay", help="relay one Matroska feed (file, '-' for stdin, http(s) URL) to viewers")
+    relay.add_argument("input", metavar="INPUT")
+    relay.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    relay.add_argument("--port", type=int, default=8080, help="listen port (default 8080; 0 picks one)")
+    relay.add_argument("--name", default="live", help="feed name: viewers GET /relay/NAME.mkv (default live)")
+    relay.add_argument("--loop", action="store_true", help="send a file input again and again")
+    relay.add_argument("--backlog-gops", type=int, default=2, help="GOPs a new viewer gets first (default 2)")
+    relay.add_argument("--low-latency", action="store_true", help="forward each cluster as it arrives")
     inspect = commands.add_parser("inspect", help="describe an MP4 file or http(s) URL (moov, tracks, codecs)")
     inspect.add_argument("target", metavar="FILE_OR_URL")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
@@ -86,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         from .inspection import run_inspect
 
         return run_inspect(args.target, args.json)
+    if args.command == "relay":  # needs no config (server/relay_cli.py)
+        from .server.relay_cli import run_relay
+
+        logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return asyncio.run(run_relay(args.input, args.name, args.host, args.port, args.loop, args.backlog_gops,
+                                     args.low_latency))
     try:
         config = _load(args)
     except ConfigError as exc:
