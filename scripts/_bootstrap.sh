@@ -60,6 +60,11 @@ ensure_system_deps() {
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
     # MPDs are validated against the DASH schema with xmllint (tests/integration/test_mpd_schema.py).
     command -v xmllint >/dev/null 2>&1 || pkgs+=(libxml2-utils)
+    # Relay captures are checked with mkvmerge -J (tests/relay_media.py); mpv and VLC play a relay viewer URL
+    # headless (tests/players/test_relay_players.py).
+    command -v mkvmerge >/dev/null 2>&1 || pkgs+=(mkvtoolnix)
+    command -v mpv >/dev/null 2>&1 || pkgs+=(mpv)
+    command -v cvlc >/dev/null 2>&1 || pkgs+=(vlc-bin vlc-plugin-base)
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
