@@ -1,0 +1,33 @@
+"""Ingest captures made with ffmpeg once per session: what `-f ismv` and `-f mp4 -movflags cmaf` push."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SOURCE = ["-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-f", "lavfi", "-i",
+          "sine=frequency=440:sample_rate=48000", "-t", "3", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "25", "-sc_threshold", "0",
+          "-c:a", "aac", "-b:a", "64k"]
+
+
+def _capture(tmp_path_factory: pytest.TempPathFactory, name: str, args: list[str]) -> Path:
+    path = tmp_path_factory.getbasetemp() / "live-captures" / name
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", *SOURCE, *args, str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smooth_capture(tmp_path_factory) -> Path:
+    """3 s H.264 + AAC as Smooth ingest (ftyp, SMIL uuid, moov, moof/mdat with tfxd, empty mfra)."""
+    return _capture(tmp_path_factory, "s1.ismv", ["-f", "ismv", "-movflags", "isml+frag_keyframe"])
+
+
+@pytest.fixture(scope="session")
+def cmaf_capture(tmp_path_factory) -> Path:
+    """3 s H.264 alone as a CMAF ingest track (empty moov + mvex, moof/mdat with tfdt)."""
+    return _capture(tmp_path_factory, "video.cmfv",
+                    ["-an", "-f", "mp4", "-movflags", "empty_moov+separate_moof+default_base_moof+cmaf"])
