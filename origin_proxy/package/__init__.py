@@ -1,9 +1,9 @@
 """package/: fragment-on-demand (DESIGN.md §5), pure: sample tables in, CMAF bytes, manifests and source ranges out.
 
 segmenter.py: the segment timeline; cmaf.py: CMAF headers and fragments; tracks.py: the packaged presentation
-(timelines + sample entry facts) and the codec matrix; urls.py: the URL scheme; hls.py: RFC 8216 playlists;
-dash.py: ISO/IEC 23009-1 MPD; smooth.py: MS-SSTR client manifest and fragments; ism.py: `.ism` server manifests
-of multi-bitrate sets (HLS and DASH of a set; Smooth of a set not yet).
+(timelines + sample entry facts) and the codec matrix; urls.py: the URL scheme; manifests.py: a Packaging as the
+manifest model (HLS playlists and MPD written by manifest/); smooth.py: MS-SSTR StreamIndexes and fragments (the
+client manifest written by manifest/smooth.py); ism.py: `.ism` server manifests of multi-bitrate sets.
 
 Codec matrix: which sample entries each protocol's manifest lists (tracks.CARRIED_BY). A track no protocol
 carries is left out with one log line at the edge; a file with none at all is UnpackageableMedia (415).

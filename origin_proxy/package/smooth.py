@@ -34,13 +34,14 @@ fragment_absolute_time and fragment_duration = the chunk's c@t and c@d.
 from __future__ import annotations
 
 import struct
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import NotFound, UnpackageableMedia
 from ..isobmff.build import box
+from ..manifest import smooth as manifest_smooth
+from ..manifest.model import SegmentTimeline, SmoothQualityLevel, SmoothStreamIndex
 from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, first_sample_entry, sample_entry_boxes
 from ..plan import SourceRange
 from .cmaf import movie_fragment, sample_records
@@ -242,51 +243,31 @@ def smooth_presentation(packaging: Packaging) -> SmoothPresentation:
     return SmoothPresentation(tuple(streams), tuple(left_out), tuple(misaligned))
 
 
-def _stream_index(parent: ET.Element, stream: SmoothStream) -> None:
-    """StreamIndex (§2.2.2.3) with its QualityLevels (§2.2.2.5) and c elements (§2.2.2.6)."""
-    attributes = {"Type": "video" if stream.is_video else "audio", "Name": stream.name,
-                  "Chunks": str(len(stream.starts)), "QualityLevels": str(len(stream.levels)),
-                  "Url": f"QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})"}
+def stream_index(stream: SmoothStream) -> SmoothStreamIndex:
+    """What the client manifest says of one StreamIndex (manifest/model.py): MaxWidth/MaxHeight bound every level's
+    coded size; DisplayWidth/DisplayHeight are the largest level's picture as displayed (its pasp applied), the only
+    place Smooth has for a non-square pixel aspect. Language is the mdhd's ISO 639-2/T code as stored ("eng",
+    "und"), not the RFC 5646 tag HLS/DASH use: the Smooth client documentation asks for ISO 639-2/T, and dash.js MSS
+    packs this value into its own mdhd."""
+    levels = tuple(SmoothQualityLevel(level.bitrate, level.fourcc, level.codec_private_data,
+                                      width=level.track.info.width or 0, height=level.track.info.height or 0,
+                                      sample_rate_hz=level.track.info.sample_rate_hz or 0,
+                                      channel_count=level.track.info.channel_count or 0) for level in stream.levels)
+    shown = (0, 0)
     if stream.is_video:
-        # MaxWidth/MaxHeight bound every level's coded size; DisplayWidth/DisplayHeight are the largest level's
-        # picture as displayed (its pasp applied), the only place Smooth has for a non-square pixel aspect.
-        sizes = [(level.track.info.width or 0, level.track.info.height or 0) for level in stream.levels]
         largest = max(stream.levels, key=lambda level: (level.track.info.width or 0) * (level.track.info.height or 0))
         shown = display_size(largest.track)
-        attributes.update(MaxWidth=str(max(w for w, _ in sizes)), MaxHeight=str(max(h for _, h in sizes)),
-                          DisplayWidth=str(shown[0]), DisplayHeight=str(shown[1]))
-    else:
-        # The mdhd's ISO 639-2/T code as stored ("eng", "und"), not the RFC 5646 tag HLS/DASH use: the Smooth
-        # client documentation asks for ISO 639-2/T, and dash.js MSS packs this value into its own mdhd.
-        attributes["Language"] = stream.levels[0].track.language
-    element = ET.SubElement(parent, "StreamIndex", attributes)
-    for level in stream.levels:
-        info = level.track.info
-        quality = {"Index": str(level.index), "Bitrate": str(level.bitrate), "FourCC": level.fourcc}
-        if stream.is_video:
-            quality.update(MaxWidth=str(info.width or 0), MaxHeight=str(info.height or 0))
-        else:
-            quality.update(SamplingRate=str(info.sample_rate_hz or 0), Channels=str(info.channel_count or 0),
-                           BitsPerSample="16", PacketSize="4", AudioTag="255")
-        quality["CodecPrivateData"] = level.codec_private_data.hex().upper()
-        ET.SubElement(element, "QualityLevel", quality)
-    for position, (start, duration) in enumerate(zip(stream.starts, stream.durations)):
-        chunk = {"t": str(int(start))} if position == 0 else {}
-        chunk["d"] = str(int(duration))
-        ET.SubElement(element, "c", chunk)
+    start = int(stream.starts[0]) if len(stream.starts) else 0
+    timeline = SegmentTimeline.from_durations(TIMESCALE, start, [int(d) for d in stream.durations])
+    return SmoothStreamIndex(stream.name, "video" if stream.is_video else "audio", levels, timeline,
+                             language=stream.levels[0].track.language, display_width=shown[0],
+                             display_height=shown[1])
 
 
 def client_manifest(streams: tuple[SmoothStream, ...] | list[SmoothStream]) -> str:
     """The MS-SSTR client manifest (§2.2.2.1 SmoothStreamingMedia: MajorVersion 2, MinorVersion 2, TimeScale
-    10 000 000, Duration the latest stream end) of `streams`, as an XML document string."""
-    root = ET.Element("SmoothStreamingMedia", {
-        "MajorVersion": "2", "MinorVersion": "2", "TimeScale": str(TIMESCALE),
-        "Duration": str(max((s.end for s in streams), default=0)),
-    })
-    for stream in streams:
-        _stream_index(root, stream)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    10 000 000, Duration the latest stream end) of `streams`, as an XML document string (manifest/smooth.py)."""
+    return manifest_smooth.client_manifest([stream_index(s) for s in streams], timescale=TIMESCALE)
 
 
 def smooth_fragment(stream: SmoothStream, level: QualityLevel, index: int) -> tuple[bytes, list[SourceRange]]:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..config import ServiceConfig
 from ..errors import NotFound
-from ..package import dash, hls, smooth
+from ..package import manifests, smooth
 from ..package.cmaf import cmaf_fragment, cmaf_header
 from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, package_movie
 from ..package.urls import FORMAT_TOKEN, PackageResource
@@ -94,7 +94,7 @@ def render_manifest(identity: str, packaging: Packaging, protocol: Protocol) -> 
         log.info("%s: %s leaves out %s (codec not carried)", identity, protocol.upper(),
                  ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
                            for t in left_out))
-    text = hls.master_playlist(kept) if protocol == "hls" else dash.mpd(packaging, kept)
+    text = manifests.master_playlist(kept) if protocol == "hls" else manifests.mpd(packaging, kept)
     return Rendered(text.encode())
 
 
@@ -104,7 +104,7 @@ def track_planned(track: PackagedTrack, resource: PackageResource, variant: str,
     if resource.kind == "playlist":
         if track.info.fourcc not in CARRIED_BY["hls"]:
             raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
-        body = hls.media_playlist(track).encode()
+        body = manifests.media_playlist(track).encode()
         return Planned(Plan((body,), HLS_CONTENT_TYPE), variant, service.cache_control_manifests)
     content_type = "video/mp4" if track.is_video else "audio/mp4"
     if resource.kind == "init":

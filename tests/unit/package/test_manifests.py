@@ -13,7 +13,7 @@ from conftest import MEDIA_ROOT
 from origin_proxy.errors import UnpackageableMedia
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
-from origin_proxy.package import dash, hls
+from origin_proxy.package import manifests
 from origin_proxy.package.tracks import package_movie
 
 NS = {"mpd": "urn:mpeg:dash:schema:mpd:2011"}
@@ -29,7 +29,7 @@ def _packaging(name: str, target_s: Fraction = Fraction(2)):
 def test_media_playlist_target_duration(name):
     packaging = _packaging(name)
     for track in packaging.tracks:
-        lines = hls.media_playlist(track).splitlines()
+        lines = manifests.media_playlist(track).splitlines()
         target = int(next(line for line in lines if line.startswith("#EXT-X-TARGETDURATION:")).split(":")[1])
         extinf = [float(line[8:].rstrip(",")) for line in lines if line.startswith("#EXTINF:")]
         assert len(extinf) == track.segment_count
@@ -42,7 +42,7 @@ def test_media_playlist_target_duration(name):
 def test_segment_timeline_run_length(name):
     packaging = _packaging(name)
     kept, _ = packaging.carried_by("dash")
-    root = ET.fromstring(dash.mpd(packaging, kept))
+    root = ET.fromstring(manifests.mpd(packaging, kept))
     for rep in root.iterfind(".//mpd:Representation", NS):
         track = packaging.track(rep.get("id"))
         expanded = []
@@ -59,7 +59,7 @@ def test_codec_matrix_leaves_out_pcm():
     packaging = _packaging("mov/sowt-with-video.mov")
     kept, left_out = packaging.carried_by("hls")
     assert [t.info.fourcc for t in kept] == [b"avc1"] and [t.info.fourcc for t in left_out] == [b"sowt"]
-    assert "sowt" not in hls.master_playlist(kept) and "AUDIO=" not in hls.master_playlist(kept)
+    assert "sowt" not in manifests.master_playlist(kept) and "AUDIO=" not in manifests.master_playlist(kept)
 
 
 def test_nothing_packageable():

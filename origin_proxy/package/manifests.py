@@ -1,0 +1,55 @@
+"""A VOD Packaging as the manifest model (manifest/model.py), and its HLS playlists and MPD. Pure.
+
+The writers live in manifest/ (shared with live); this module only says what a packaged MP4 track is in their
+terms: a Rendition whose SegmentTimeline has the segments' presentation starts (frames before time 0, decoded but
+never shown, not counted: the first start is clamped to 0) and durations up to the next start (the last to the
+track end), in the track's timescale, numbered from 1; one Period "0" at 0; no live state.
+"""
+
+from __future__ import annotations
+
+from ..manifest import dash, hls
+from ..manifest.model import Period, Presentation, Rendition, SegmentTimeline
+from .tracks import Packaging, PackagedTrack
+
+
+def segment_timeline(track: PackagedTrack) -> SegmentTimeline:
+    """The track's segments: starts clamped to 0, durations to the next start (never negative), from number 1."""
+    tl = track.timeline
+    starts = [max(int(t), 0) for t in tl.presentation_time_ticks]
+    ends = starts[1:] + [int(tl.presentation_time_ticks[-1] + tl.duration_ticks[-1])]
+    durations = [max(end - start, 0) for start, end in zip(starts, ends)]
+    return SegmentTimeline.from_durations(tl.timescale, starts[0] if starts else 0, durations, first_number=1)
+
+
+def rendition(track: PackagedTrack) -> Rendition:
+    """What HLS and DASH say of one packaged track."""
+    info = track.info
+    tag = track.language_tag
+    return Rendition(
+        id=track.representation_id, kind="video" if track.is_video else "audio", codecs=info.codec_string,
+        bandwidth_bps=track.timeline.peak_bandwidth_bps(), average_bandwidth_bps=track.timeline.average_bandwidth_bps(),
+        timeline=segment_timeline(track), language_tag=tag, name=f"{tag or 'und'} {track.timeline.track.track_id}",
+        width=info.width, height=info.height, frame_rate=track.frame_rate() if track.is_video else None,
+        sample_rate_hz=info.sample_rate_hz, channel_count=info.channel_count)
+
+
+def vod_presentation(tracks: list[PackagedTrack], packaging: Packaging | None = None) -> Presentation:
+    """One Period of `tracks` (those the protocol carries); the duration is the whole packaging's latest end."""
+    return Presentation(periods=(Period("0", 0, tuple(rendition(t) for t in tracks)),),
+                        duration_s=packaging.duration_s() if packaging is not None else None)
+
+
+def master_playlist(tracks: list[PackagedTrack]) -> str:
+    """The HLS master playlist (RFC 8216 §4.3.4) of the tracks HLS carries, in file order."""
+    return hls.master_playlist(vod_presentation(tracks))
+
+
+def media_playlist(track: PackagedTrack) -> str:
+    """The VOD media playlist (RFC 8216 §4.3.3) of one track; URIs relative to `base/cmaf1/<rep>/`."""
+    return hls.media_playlist(vod_presentation([track]), track.representation_id)
+
+
+def mpd(packaging: Packaging, tracks: list[PackagedTrack]) -> str:
+    """The static MPD (ISO/IEC 23009-1 §5.3.1) of `tracks` (those DASH carries)."""
+    return dash.mpd(vod_presentation(tracks, packaging))
