@@ -38,6 +38,11 @@ FEED_BITRATE = Gauge("origin_proxy_relay_feed_bitrate_bps", "Feed bitrate over i
                      ["feed"], multiprocess_mode="livemax")
 
 
+#: Largest piece handed to a viewer's write: a GOP is shared bytes, but what the transport cannot send at once it
+#: copies into its own buffer, so whole-GOP writes would cost a GOP of memory per slow viewer.
+WRITE_SLICE = 64 << 10
+
+
 @dataclass(frozen=True)
 class RelayPolicy:
     """The `relay:` settings a feed runs with (config.RelaySettings' fields)."""
@@ -152,7 +157,9 @@ class Viewer:
                 if self.first_chunk_s is None:
                     self.first_chunk_s = chunk.start_s
                 self.sent_gop = chunk.gop_seq
-                await write(chunk.data)
+                view = memoryview(chunk.data)
+                for pos in range(0, len(view), WRITE_SLICE):  # the transport copies at most a slice per viewer
+                    await write(view[pos:pos + WRITE_SLICE])
                 self.writing = None
                 self.bytes_sent += len(chunk.data)
                 self.feed.bytes_out += len(chunk.data)

@@ -169,5 +169,8 @@ async def _view(request: web.Request, hub: RelayHub, prefix: str, name: str,
         if request.transport is not None:
             request.transport.abort()
         return response
-    await response.write_eof()
+    try:
+        await response.write_eof()
+    except ConnectionError:  # the viewer left just as the feed ended
+        pass
     return response
