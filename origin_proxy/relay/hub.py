@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge
 from ..errors import Conflict
 from ..mkv.reader import NEED_DATA, MatroskaReader
 from .cutter import ClusterOut, GopCutter, StreamEnd, StreamHeader
+from .fmp4 import Fmp4Cutter
 
 FEED_BYTES = Counter("origin_proxy_relay_feed_bytes", "Bytes read from relay feeds.", ["feed"])
 VIEWER_BYTES = Counter("origin_proxy_relay_viewer_bytes", "Bytes written to relay viewers.", ["feed"])
@@ -195,13 +196,14 @@ class Feed:
 
     # -- publishing ---------------------------------------------------------------------------------------------
 
-    def open_publisher(self, source: str) -> Publisher:
-        """Raises Conflict when another publisher is active."""
+    def open_publisher(self, source: str, container: str = "matroska") -> Publisher:
+        """`container`: "matroska" (Matroska/WebM) or "mp4" (fragmented MP4). Raises Conflict when another
+        publisher is active."""
         if self.publisher is not None:
             raise Conflict(f"feed {self.name} already has a publisher", feed=self.name, source=source)
         if self.state == "ended":
             self._reset()
-        self.publisher = Publisher(self, source)
+        self.publisher = Publisher(self, source, container)
         self.publishers += 1
         self.state = "waiting" if self.header is None else "live"
         return self.publisher
@@ -314,26 +316,33 @@ class Feed:
 class Publisher:
     """The one writer of a feed: `receive(data)` (sync, never waits for viewers), then `close()`."""
 
-    def __init__(self, feed: Feed, source: str) -> None:
+    def __init__(self, feed: Feed, source: str, container: str = "matroska") -> None:
         self.feed = feed
         self.source = source
         self.reader = MatroskaReader()
         self.cutter = GopCutter()
+        self.fmp4 = Fmp4Cutter() if container == "mp4" else None
         self.closed = False
 
     def receive(self, data: bytes) -> None:
         """Feed input bytes (b"" = end). Raises MalformedIngest / UnsupportedIngest; call close() after."""
         self.feed.bytes_in += len(data)
         FEED_BYTES.labels(self.feed.name).inc(len(data))
+        if self.fmp4 is not None:
+            self._apply(self.fmp4.receive(data))
+            return
         self.reader.receive_data(data)
         while (event := self.reader.next_event()) is not NEED_DATA:
-            for out in self.cutter.push(event):
-                if isinstance(out, ClusterOut):
-                    self.feed._on_cluster(out)
-                elif isinstance(out, StreamHeader):
-                    self.feed._on_header(out)
-                elif isinstance(out, StreamEnd):
-                    self.close()
+            self._apply(self.cutter.push(event))
+
+    def _apply(self, outputs: list) -> None:
+        for out in outputs:
+            if isinstance(out, ClusterOut):
+                self.feed._on_cluster(out)
+            elif isinstance(out, StreamHeader):
+                self.feed._on_header(out)
+            elif isinstance(out, StreamEnd):
+                self.close()
 
     @property
     def edge_s(self) -> float:

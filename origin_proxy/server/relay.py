@@ -1,6 +1,6 @@
 """Live relay feeds (DESIGN.md §6, issue 12, docs/relay.md): publish POST and viewer GETs under a `relay:` rule.
 
-    POST  PREFIX/NAME.mkv|.webm   publish (Authorization: Bearer <publish_token>), chunked body read as it comes
+    POST  PREFIX/NAME.mkv|.webm|.mp4   publish (.mp4: fragmented MP4) (Authorization: Bearer <publish_token>), chunked body read as it comes
     GET   PREFIX/NAME.mkv|.webm   view: header, backlog GOPs, then live until the feed ends
     GET   PREFIX/NAME.mkv/status  the feed's status JSON
     GET   PREFIX                  every feed of the rule, JSON
@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..config import POINT_NAME, RelaySettings
-from ..errors import Forbidden, MethodNotAllowed, NotFound, UnsupportedIngest, UpstreamTimeout
+from ..errors import Forbidden, MethodNotAllowed, NotFound, UpstreamTimeout
 from ..relay.hub import Feed, RelayHub, RelayPolicy
 from ..relay.pull import pull_feed
 from ..remap import SourceRef
@@ -33,7 +33,7 @@ log = logging.getLogger("origin_proxy.relay")
 RELAY_HUB = web.AppKey("relay_hub", RelayHub)
 HEADER_WAIT_S = 10.0
 VIEWER_SNDBUF = 64 << 10
-CONTENT_TYPES = {"matroska": "video/x-matroska", "webm": "video/webm"}
+CONTENT_TYPES = {"matroska": "video/x-matroska", "webm": "video/webm", "mp4": "video/mp4"}
 
 
 def policy_of(settings: RelaySettings) -> RelayPolicy:
@@ -125,10 +125,8 @@ async def _publish(request: web.Request, hub: RelayHub, prefix: str, name: str, 
     given = request.headers.get("Authorization", "")
     if token is None or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
         raise Forbidden("publishing needs Authorization: Bearer <publish_token>", feed=name)
-    if ext == "mp4":
-        raise UnsupportedIngest("fragmented MP4 relay feeds are not supported yet; publish Matroska or WebM")
     feed = hub.feed(prefix, name, policy_of(settings), create=True)
-    publisher = feed.open_publisher(f"POST {request.remote}")
+    publisher = feed.open_publisher(f"POST {request.remote}", "mp4" if ext == "mp4" else "matroska")
     log.info("relay feed %s: publisher %s connected", name, request.remote)
     try:
         async for data in request.content.iter_any():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
 import time
 
 import aiohttp
@@ -156,3 +157,32 @@ async def test_vp9_opus_webm_feed(aiohttp_server, vp9_feed, tmp_path):
     for index in range(5):
         pkts = check_capture(tmp_path / f"w{index}.webm")
         assert {p["type"] for p in pkts} == {"video", "audio"}
+
+
+async def test_fragmented_mp4_feed(aiohttp_server, h264_feed, tmp_path):
+    """POST NAME.mp4 (ftyp+moov, moof+mdat per key frame, as ffmpeg's frag_keyframe writes) through the same
+    fan-out: viewers joining later start at a sync sample and decode without an error line."""
+    from relay_media import packets
+
+    server = await aiohttp_server(make_app(make_config([relay_rule()])))
+    hub = server.app[RELAY_HUB]
+    publisher = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", "-re", "-i", str(h264_feed), "-t", "5", "-c", "copy", "-f", "mp4", "-movflags",
+        "frag_keyframe+empty_moov+default_base_moof", "-headers", f"Authorization: Bearer {TOKEN}\r\n",
+        f"http://127.0.0.1:{server.port}/relay/frag.mp4", stdin=asyncio.subprocess.DEVNULL)
+    await wait_for_feed(hub, "frag")
+    tasks = []
+    for index in range(3):
+        await asyncio.sleep(0.7)
+        tasks.append(asyncio.create_task(capture(server.port, "/relay/frag.mp4", tmp_path / f"m{index}.mp4")))
+    assert await publisher.wait() == 0
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    for index in range(3):
+        path = tmp_path / f"m{index}.mp4"
+        pkts = packets(path)
+        video = [p for p in pkts if p["type"] == "video"]
+        assert video[0]["key"] and len(video) > 25
+        assert {p["type"] for p in pkts} == {"video", "audio"}
+        decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True,
+                                text=True, timeout=60)
+        assert decode.returncode == 0 and decode.stderr == "", decode.stderr[:500]
