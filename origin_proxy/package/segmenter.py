@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import UnsupportedMedia
 from ..isobmff.movie import Movie, Track
-from ..rewrite.clip import presentation
+from ..isobmff.edits import presentation
 
 
 @dataclass(frozen=True, eq=False)

@@ -30,7 +30,7 @@ from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
 from ..isobmff.build import box, box_header
 from ..isobmff.movie import STBL_DROPPED, MovieFile, Node
 from ..plan import Generated, LazyBytes, SourceRange
-from .clip import TrackCut
+from .select import TrackCut
 
 _CHUNK_OFFSET_MARKERS = (b"stco", b"co64")
 _JOIN_BELOW_BYTES = 64 * 1024  # generated pieces shorter than this are joined with their neighbours
@@ -206,7 +206,7 @@ def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Genera
     response covers are ever made. Consecutive small pieces are joined.
 
     Args:
-        cuts: at least one TrackCut, from clip.select.
+        cuts: at least one TrackCut, from select.select.
     """
     chunks, low, high = [], movie_file.file_size, 0
     for cut in cuts:

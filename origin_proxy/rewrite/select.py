@@ -1,0 +1,207 @@
+"""Pseudo-streaming selection: which samples a `?start=&end=` request serves, and the edit list that presents them.
+
+DESIGN.md §4. All times are exact: request seconds are Fractions, sample times integer ticks.
+
+Presentation model (ISO/IEC 14496-12 §8.6.6): a track's first edits may be empty (a lead of E movie
+ticks), followed by one edit that maps `segment_duration` movie ticks of presentation to the media
+from `media_time` M. A sample with composition time cts (= dts + ctts offset, media ticks) is
+presented at  P = E / movie_timescale + (cts - M) / timescale  seconds.
+
+Mode "exact": video starts at the last sync sample presented at or before `start`; an edit list
+whose media_time is the media time of `start` hides the lead-in, so the first frame shown is the
+first frame the source shows at or after `start`, and presentation begins at `start`. The new
+edit composes with the source's own (its M and E are folded in, never dropped). Audio starts at the
+sample containing `start`, plus codec pre-roll (one AAC frame, 80 ms of Opus, RFC 7845 §4.2) that
+the edit also hides. Mode "keyframe": `start` moves back to the presentation time of that video
+sync sample, then the same rules apply, so nothing is hidden but the source's own offsets.
+`end` keeps, in each track, every sample presented before `end` and those decoded before them.
+
+Edit lists with more than one non-empty edit, or rates other than 1, are answered with
+UnsupportedMedia: composing them needs a sample-level remap that this module does not do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..errors import BadRequest, UnsupportedMedia
+from ..isobmff.edits import TrackPresentation, presentation
+from ..isobmff.movie import Movie, Track
+from .params import ClipRequest, to_ticks
+
+OPUS_PREROLL_S = Fraction(80, 1000)  # RFC 7845 §4.2
+
+
+@dataclass(frozen=True)
+class TrackCut:
+    """One output track: samples [first, stop) of `track` and its new edit list.
+
+    empty_movie_ticks: leading empty edit (movie timescale), 0 for none.
+    media_time: elst media_time in the output media timeline (media ticks, >= 0).
+    segment_duration: elst segment_duration (movie timescale).
+    cts_shift: ticks added to every composition offset so media_time stays >= 0 with negative ctts.
+    """
+
+    track: Track
+    first: int
+    stop: int
+    empty_movie_ticks: int
+    media_time: int
+    segment_duration: int
+    cts_shift: int
+
+
+def _round_half_up(ticks: Fraction) -> int:
+    return math.floor(ticks + Fraction(1, 2))
+
+
+def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fraction:
+    """Media time (ticks, exact) presented at movie time t_s (t_s >= lead)."""
+    return pres.media_time + (t_s - pres.lead_s) * timescale
+
+
+def _pts(table, indices: np.ndarray | slice) -> np.ndarray:
+    """int64 composition times (media ticks) of the samples `indices` select."""
+    return table.dts_ticks[indices] + table.cts_offset_ticks[indices]
+
+
+def _last_presented_before(table, stop_ticks: int, first: int) -> int:
+    """The last sample at or after `first` whose composition time is below `stop_ticks`, or -1 for none.
+
+    Decode times are sorted and every offset lies in [cts_min, cts_max], so only the samples decoded in
+    [stop - cts_max, stop - cts_min) need their composition time computed: O(log N + that span)."""
+    dts = table.dts_ticks
+    all_before = int(dts.searchsorted(stop_ticks - table.cts_max_ticks, side="left"))  # pts < stop for all
+    maybe_end = int(dts.searchsorted(stop_ticks - table.cts_min_ticks, side="left"))  # pts >= stop after
+    lo = max(first, all_before)
+    if maybe_end > lo:
+        hits = np.flatnonzero(_pts(table, slice(lo, maybe_end)) < stop_ticks)
+        if len(hits):
+            return lo + int(hits[-1])
+    return all_before - 1 if all_before - 1 >= first else -1
+
+
+def _first_presented_at_or_after(table, ticks: int) -> int:
+    """For tracks whose composition offsets are one constant (audio, nearly always): the number of samples
+    presented at or before `ticks`, i.e. searchsorted(pts, ticks, 'right'); O(N) only for varying offsets."""
+    if table.cts_min_ticks == table.cts_max_ticks:
+        return int(table.dts_ticks.searchsorted(ticks - table.cts_min_ticks, side="right"))
+    return int(np.searchsorted(_pts(table, slice(None)), ticks, side="right"))
+
+
+def _sync_at_or_before(table, start_floor: int) -> int | None:
+    """The last sync sample (in decode order) presented at or before `start_floor` (media ticks), or None.
+
+    Samples decoded before start - cts_max are all presented by then, and those decoded after start - cts_min
+    all later; only the sync samples between need their composition time: O(log N + that span)."""
+    dts = table.dts_ticks
+    surely = int(dts.searchsorted(start_floor - table.cts_max_ticks, side="right"))  # [0, surely): pts <= start
+    maybe = int(dts.searchsorted(start_floor - table.cts_min_ticks, side="right"))  # [maybe, N): pts > start
+    stss = table.stss_indices
+    if stss is None:
+        between = np.arange(surely, maybe, dtype=np.int64)
+    else:
+        between = stss[int(stss.searchsorted(surely)) : int(stss.searchsorted(maybe))]
+    hits = between[_pts(table, between) <= start_floor]
+    if len(hits):
+        return int(hits[-1])
+    if stss is None:
+        return surely - 1 if surely > 0 else None
+    before = int(stss.searchsorted(surely)) - 1
+    return int(stss[before]) if before >= 0 else None
+
+
+def _preroll_samples_start(track: Track, first: int, media_start: Fraction) -> int:
+    codec = track.codec
+    if codec == b"mp4a":
+        return max(first - 1, 0)
+    if codec == b"Opus":
+        target = math.floor(media_start - OPUS_PREROLL_S * track.timescale)
+        return max(_first_presented_at_or_after(track.table, target) - 1, 0)
+    return first
+
+
+def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start_s: Fraction, end_s: Fraction) -> TrackCut | None:
+    """Samples and edit list of one track for the window [start_s, end_s) seconds, or None when
+    the track presents nothing in it. O(log N) searches plus O(sync samples), for video and for tracks with
+    constant composition offsets; nothing here walks every sample."""
+    table = track.table
+    t_from = max(start_s, pres.lead_s)
+    t_to = min(end_s, pres.end_s)
+    if t_to <= t_from:
+        return None
+    ts = table.timescale
+    n = table.sample_count
+    media_start = _media_time_at(pres, ts, t_from)
+    media_stop = _media_time_at(pres, ts, t_to)
+    start_floor = math.floor(media_start)
+    stop_ceil = math.ceil(media_stop)
+
+    if track.handler_type == b"vide":
+        key = _sync_at_or_before(table, start_floor)
+        sync = table.sync_indices
+        first = key if key is not None else (int(sync[0]) if len(sync) else 0)
+        last = _last_presented_before(table, stop_ceil, first)
+        stop = last + 1 if last >= 0 else first + 1
+    else:
+        first = max(_first_presented_at_or_after(table, start_floor) - 1, 0)
+        first = _preroll_samples_start(track, first, media_start)
+        stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
+    stop = min(stop, n)
+
+    base = int(table.dts_ticks[first])
+    media_time = _round_half_up(media_start) - base
+    # Negative composition offsets (ctts v1, or v0 written as signed) are read differently by
+    # players (ffmpeg shifts dts by a heuristic, some ignore cslg); shift them all to >= 0 and fold
+    # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
+    min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_offset_ticks[first:stop].min())
+    cts_shift = max(-min_offset, -media_time, 0)
+    empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
+    duration = to_ticks(t_to - t_from, movie_timescale)
+    return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
+
+
+def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
+    """Presentation time of the first video track's last sync sample shown at or before start_s
+    (seconds, >= 0); start_s itself when the movie has no video."""
+    for track in movie.tracks:
+        if track.handler_type != b"vide":
+            continue
+        pres = presentation(track, movie.timescale)
+        table = track.table
+        t_from = max(start_s, pres.lead_s)
+        key = _sync_at_or_before(table, math.floor(_media_time_at(pres, table.timescale, t_from)))
+        if key is None:
+            return min(start_s, pres.lead_s)
+        key_s = pres.lead_s + Fraction(int(_pts(table, key)) - pres.media_time, table.timescale)
+        return max(min(key_s, start_s), Fraction(0))
+    return start_s
+
+
+def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
+    """The output tracks for a request, in source order.
+
+    Raises:
+        BadRequest: start at or after the movie's duration (names the duration).
+        UnsupportedMedia: no media track, or an edit list we cannot compose.
+    """
+    if not movie.tracks:
+        raise UnsupportedMedia("the movie has no audio or video track with samples")
+    presentations = [presentation(t, movie.timescale) for t in movie.tracks]
+    duration_s = max(p.end_s for p in presentations)
+    start_s = request.start_s or Fraction(0)
+    if start_s >= duration_s:
+        raise BadRequest(f"start={float(start_s):.3f} is at or after the duration of {float(duration_s):.3f} s")
+    if request.mode == "keyframe":
+        start_s = keyframe_start_s(movie, start_s)
+    end_s = min(request.end_s, duration_s) if request.end_s is not None else duration_s
+    cuts = []
+    for track, pres in zip(movie.tracks, presentations):
+        cut = cut_track(track, pres, movie.timescale, start_s, end_s)
+        if cut is not None:
+            cuts.append(cut)
+    return cuts
