@@ -79,3 +79,38 @@ async def test_join_gets_backlog_then_live():
     viewer.finish()
     assert await asyncio.wait_for(task, 1) is True
     assert writes == [b"H", b"\x02", b"\x03", b"\x04", b"\x05"]  # the end completes the last GOP
+
+
+async def test_changed_tracks_end_old_viewers_and_serve_new_ones():
+    """One publisher whose input switches to a stream with other Tracks (H.264+AC-3 -> VP9): viewers of the old
+    stream end cleanly; a viewer joining afterwards gets the new header."""
+    from conftest import media
+
+    feed = Feed("t", RelayPolicy(backlog_gops=1))
+    publisher = feed.open_publisher("test")
+    publisher.receive(media("mkv/sample.mkv").read_bytes())
+    old_header = feed.header
+    old = feed.add_viewer()
+    writes = []
+
+    async def write(data) -> None:
+        writes.append(bytes(data))
+
+    task = asyncio.create_task(old.run(write))
+    await asyncio.sleep(0)
+    publisher.receive(media("mkv/bbb_642x642_768kbps_30fps_vp9.webm").read_bytes())
+    assert await asyncio.wait_for(task, 1) is True and writes[0] == old_header
+    assert feed.header != old_header and feed.tracks[0]["codec_id"] == "V_VP9" and feed.doc_type == "webm"
+    new = feed.add_viewer()
+    assert new.header == feed.header
+    publisher.receive(b"")
+    assert feed.state == "ended" and new.finished
+
+
+def test_pure_parts_do_not_import_aiohttp():
+    import subprocess
+    import sys
+
+    code = ("import sys, origin_proxy.mkv.reader, origin_proxy.relay.cutter, origin_proxy.relay.fmp4, "
+            "origin_proxy.relay.hub; sys.exit(3 if any(m.startswith('aiohttp') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
