@@ -1,0 +1,192 @@
+"""What viewers get from a publishing point: segment bytes and manifest models. Pure (no clock: times passed in).
+
+Segments are rebuilt from the ingested fragment's sample columns, so they depend on the ingest bytes alone (two
+nodes fed the same ingest serve identical bytes, DESIGN.md §6):
+- CMAF media segment (ISO/IEC 23000-19 §7.3.2): styp, moof(mfhd = fragment number, traf(tfhd default-base-is-moof,
+  tfdt v1, trun v1 with every sample field)), mdat.
+- Smooth fragment (MS-SSTR §2.2.4): the same with a tfxd (absolute time and duration) after the trun, times in the
+  manifest's 10 MHz timescale.
+A fragment whose ingest time is negative (ffmpeg's AAC priming) starts at 0: the time before 0 is taken off its
+first samples' durations, so timelines stay contiguous and unsigned.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+
+import numpy as np
+
+from ..isobmff.build import box
+from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, sample_entry_boxes
+from ..isobmff.fragment import TFXD_UUID, TrackFragment, parse_moof
+from ..manifest.model import (Live, Period, Presentation, Rendition, SegmentTimeline, SmoothQualityLevel,
+                              SmoothStreamIndex, TimelineRun, UrlTemplates)
+from ..package.tracks import language_tag
+from .ingest import IngestTrack
+
+SMOOTH_TIMESCALE = 10_000_000
+TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
+TRUN_ALL = 0x000001 | 0x000100 | 0x000200 | 0x000400 | 0x000800
+STYP = box(b"styp", b"cmfs" + struct.pack(">I", 0) + b"cmfsmsdhmsix")
+
+
+def _full(fourcc: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return box(fourcc, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def egress_span(time: int, duration: int) -> tuple[int, int]:
+    """(start, duration) as served: a start before 0 is moved to 0 and the duration shortened (ticks)."""
+    start = max(time, 0)
+    return start, max(time + duration - start, 0)
+
+
+def _traf(fragment: bytes, track_id: int) -> TrackFragment:
+    parsed = parse_moof(memoryview(fragment)[: struct.unpack_from(">I", fragment, 0)[0]])
+    return next(t for t in parsed.trafs if t.track_id == track_id)
+
+
+def _trimmed_durations(durations: np.ndarray, cut: int) -> np.ndarray:
+    out = durations.astype(np.int64)
+    for i in range(len(out)):
+        if cut <= 0:
+            break
+        take = min(int(out[i]), cut)
+        out[i] -= take
+        cut -= take
+    return out
+
+
+def segment(fragment: bytes, track_id: int, time: int, number: int, *, scale: tuple[int, int] | None = None,
+            smooth: bool = False) -> bytes:
+    """A CMAF media segment (or, `smooth`, a Smooth fragment with tfxd and no styp) of one track's fragment.
+
+    Args:
+        fragment: the ingested moof + mdat bytes.
+        track_id: which traf of it.
+        time: its start in the track timescale (signed, as indexed).
+        number: the mfhd sequence_number (the fragment number; never moves).
+        scale: (to_timescale, from_timescale) to rescale every time and duration (Smooth: 10 MHz), or None.
+    """
+    traf = _traf(fragment, track_id)
+    samples = traf.samples
+    durations = samples["duration"].astype(np.int64)
+    if time < 0:
+        durations = _trimmed_durations(durations, -time)
+        time = 0
+    if scale is not None:
+        to, frm = scale
+        ends = np.cumsum(durations) + time
+        time = time * to // frm
+        ends = ends * to // frm
+        durations = np.diff(np.concatenate(([time], ends)))
+        cto = samples["composition_offset"].astype(np.int64) * to // frm
+    else:
+        cto = samples["composition_offset"].astype(np.int64)
+    records = np.empty(len(samples), dtype=[("d", ">u4"), ("s", ">u4"), ("f", ">u4"), ("c", ">i4")])
+    records["d"] = durations
+    records["s"] = samples["size"]
+    records["f"] = samples["flags"]
+    records["c"] = cto
+    payload = bytes(fragment[traf.data_offset : traf.data_offset + traf.data_bytes])
+    total = int(durations.sum())
+    mfhd = _full(b"mfhd", 0, 0, struct.pack(">I", number & 0xFFFFFFFF))
+    tfhd = _full(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
+    tfdt = _full(b"tfdt", 1, 0, struct.pack(">Q", time))
+    tfxd = box(b"uuid", TFXD_UUID + struct.pack(">IQQ", 1 << 24, time, total)) if smooth else b""
+    trun_size = 8 + 4 + 8 + records.nbytes
+    moof_size = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size + len(tfxd)
+    trun = _full(b"trun", 1, TRUN_ALL, struct.pack(">Ii", len(samples), moof_size + 8) + records.tobytes())
+    moof = box(b"moof", mfhd + box(b"traf", tfhd + tfdt + trun + tfxd))
+    assert len(moof) == moof_size
+    return (b"" if smooth else STYP) + moof + box(b"mdat", payload)
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """One track as the manifests see it: rendition id, the ingest track, bitrate, and the listed fragments'
+    (start, duration) as served (ticks of the track's timescale) with the first one's fragment number."""
+
+    rendition_id: str
+    track: IngestTrack
+    bitrate_bps: int
+    spans: tuple[tuple[int, int], ...]
+    first_number: int
+
+
+def _timeline(spans: tuple[tuple[int, int], ...], timescale: int, first_number: int) -> SegmentTimeline:
+    runs: list[TimelineRun] = []
+    for start, duration in spans:
+        last = runs[-1] if runs else None
+        if last is not None and last.duration_ticks == duration and last.end_ticks == start:
+            runs[-1] = TimelineRun(last.start_ticks, duration, last.repeat + 1)
+        else:
+            runs.append(TimelineRun(start, duration))
+    return SegmentTimeline(timescale, tuple(runs), first_number)
+
+
+def presentation(views: list[TrackView], live: Live | None, urls: UrlTemplates) -> Presentation:
+    """HLS/DASH model of the listed fragments (one Period from 0; numbers = fragment numbers)."""
+    renditions = []
+    for view in views:
+        t = view.track
+        renditions.append(Rendition(
+            id=view.rendition_id, kind="video" if t.handler_type == b"vide" else "audio", codecs=t.codecs,
+            bandwidth_bps=view.bitrate_bps, timeline=_timeline(view.spans, t.timescale, view.first_number),
+            language_tag=language_tag(t.language) if t.handler_type == b"soun" else None,
+            width=t.width, height=t.height, sample_rate_hz=t.sample_rate_hz, channel_count=t.channel_count,
+            frame_rate=_frame_rate(view)))
+    return Presentation(periods=(Period("0", Fraction(0), tuple(renditions), urls),), live=live)
+
+
+def _frame_rate(view: TrackView) -> Fraction | None:
+    if view.track.handler_type != b"vide":
+        return None
+    d = view.track.extends.default_sample_duration
+    return Fraction(view.track.timescale, d) if d else None
+
+
+def codec_private_data(track: IngestTrack) -> tuple[str, bytes]:
+    """(Smooth FourCC, CodecPrivateData): Annex-B SPS+PPS for H.264, the AudioSpecificConfig for AAC."""
+    children = sample_entry_boxes(track.sample_entry, track.handler_type)
+    if track.codec in (b"avc1", b"avc3") and b"avcC" in children:
+        sps, pps = avc_parameter_sets(children[b"avcC"])
+        return "H264", b"".join(b"\x00\x00\x00\x01" + unit for unit in sps + pps)
+    if track.codec == b"mp4a" and b"esds" in children:
+        return "AACL", aac_specific_config(children[b"esds"]) or b""
+    return track.codec.decode("latin-1").upper(), b""
+
+
+def smooth_streams(views: list[TrackView]) -> list[SmoothStreamIndex]:
+    """Smooth StreamIndexes ("video", "audio"), each level a track of that kind; chunks from the first level, in
+    10 MHz ticks."""
+    streams = []
+    for kind in ("video", "audio"):
+        members = [v for v in views if v.track.kind == kind]
+        if not members:
+            continue
+        levels = []
+        for view in members:
+            fourcc, private = codec_private_data(view.track)
+            t = view.track
+            levels.append(SmoothQualityLevel(view.bitrate_bps, fourcc, private, t.width or 0, t.height or 0,
+                                             t.sample_rate_hz or 0, t.channel_count or 0))
+        first = members[0]
+        ts = first.track.timescale
+        spans = tuple((s * SMOOTH_TIMESCALE // ts, (s + d) * SMOOTH_TIMESCALE // ts - s * SMOOTH_TIMESCALE // ts)
+                      for s, d in first.spans)
+        timeline = _timeline(spans, SMOOTH_TIMESCALE, first.first_number)
+        widest = max(members, key=lambda v: (v.track.width or 0))
+        streams.append(SmoothStreamIndex(kind, kind, tuple(levels), timeline, language=first.track.language or "und",
+                                         display_width=widest.track.width or 0,
+                                         display_height=widest.track.height or 0))
+    return streams
+
+
+def live_state(availability_start_time: datetime, now: datetime, window_s: float, update_s: float,
+               ended: bool) -> Live:
+    """The Live block of a manifest made at `now`."""
+    return Live(availability_start_time=availability_start_time, publish_time=now,
+                time_shift_buffer_depth_s=window_s, minimum_update_period_s=update_s, ended=ended)
