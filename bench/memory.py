@@ -24,7 +24,7 @@ RECV_BUFFER = 16384  # SO_RCVBUF of each slow reader, so that TCP back-pressure 
 def make_links(movie: str, count: int) -> list[str]:
     """`count` hard links to bench/media/<movie>.mp4 under bench/media/links/, names m000.mp4 ... Returns their
     paths under /vod/. Hard links keep one inode (one page cache) but each path is its own cache key: the key is
-    (identity, validator), and a local file's identity is its path (origin_proxy/source/local.py)."""
+    (identity, validator), and a local file's identity is its path (origin_proxy/store/source/local.py)."""
     LINKS.mkdir(exist_ok=True)
     target = MEDIA / f"{movie}.mp4"
     paths = []

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from .loader import MediaLimits
+from .store.limits import MediaLimits
 
 
 class ConfigError(Exception):
@@ -304,7 +304,7 @@ class UpstreamSettings(_Frozen):
 
 
 class RedisSettings(_Frozen):
-    """Optional shared L2 metadata cache (redis_cache.py); off while `url` is None."""
+    """Optional shared L2 metadata cache (store/redis_cache.py); off while `url` is None."""
 
     url: str | None = None  # redis://host:port/db or rediss://...
     key_prefix: str = "op:"

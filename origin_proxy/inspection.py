@@ -20,19 +20,19 @@ from .errors import FragmentedMedia, OriginError
 from .isobmff.codecs import describe_sample_entry, first_sample_entry
 from .isobmff.header import iter_boxes
 from .isobmff.movie import Track
-from .loader import MediaLimits, MoovBlob, load_moov_bytes, movie_file_from_blob
+from .store.moov import MediaLimits, MoovBlob, load_moov_bytes, movie_file_from_blob
 
 
 async def _load_blob(target: str, limits: MediaLimits) -> MoovBlob:
     if target.startswith(("http://", "https://")):
         import aiohttp
 
-        from .source.upstream import UpstreamSource, client_timeout
+        from .store.source.upstream import UpstreamSource, client_timeout
 
         async with aiohttp.ClientSession(timeout=client_timeout(10.0, 30.0), auto_decompress=False) as session:
             async with await UpstreamSource.open(session, target) as source:
                 return await load_moov_bytes(source, limits)
-    from .source.local import LocalSource
+    from .store.source.local import LocalSource
 
     path = os.path.abspath(target)
     async with await LocalSource.open(path, os.path.dirname(os.path.realpath(path)) or "/") as source:

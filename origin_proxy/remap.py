@@ -9,7 +9,7 @@ Security (never serve outside a file: root, never an open proxy):
   segment once decoded;
 - an HTTP target gets the rest re-quoted, so it can only add path segments below the configured prefix; the built
   URL is checked to keep the target's scheme, host and prefix;
-- symlinks leaving a file: root are caught by source/local.py, which resolves the real path (it needs the disk).
+- symlinks leaving a file: root are caught by store/source/local.py, which resolves the real path (it needs the disk).
 """
 
 from __future__ import annotations

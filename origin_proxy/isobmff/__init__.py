@@ -5,7 +5,7 @@ Section numbers refer to ISO/IEC 14496-12:2022 (7th edition).
 | box | where | what we do | module |
 |---|---|---|---|
 | box header (size, largesize, size 0, uuid) | everywhere | parse (struct), bounded by the parent | header.py |
-| ftyp | top level | copied verbatim into clips | loader.py |
+| ftyp | top level | copied verbatim into clips | store/moov.py |
 | moov, trak, edts, mdia, minf, stbl | containers | walked; rebuilt with new children | movie.py |
 | mvhd §8.2.2, tkhd §8.3.2, mdhd §8.4.2 | moov, trak, mdia | parse (construct); duration patched | boxes/mvhd.py tkhd.py mdhd.py |
 | hdlr §8.4.3 | mdia (QuickTime also minf) | parse mdia's only (construct) | boxes/hdlr.py |

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..config import AppConfig
 from ..errors import MethodNotAllowed
-from ..source.upstream import client_timeout
+from ..store.source.upstream import client_timeout
 from .errors import error_middleware
 from .observe import handle_metrics, metrics_middleware
 from .state import EDGE_STATE, EdgeState, l2_cache_ctx

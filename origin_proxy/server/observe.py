@@ -54,7 +54,7 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
 
 class CacheCollector:
     """The cache levels' counters as Prometheus metrics, read at scrape time: L1 (cache.py keeps plain
-    ints) and, when service.redis.url is set, L2 (redis_cache.py's counters and availability)."""
+    ints) and, when service.redis.url is set, L2 (store/redis_cache.py's counters and availability)."""
 
     def __init__(self, state: EdgeState) -> None:
         self._state = state

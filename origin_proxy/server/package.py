@@ -24,7 +24,7 @@ from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, pac
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
-from ..source import Source
+from ..store.source import Source
 from .serve import Planned, cached_movie_file, serve_plan
 from .state import EdgeState
 

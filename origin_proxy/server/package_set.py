@@ -36,7 +36,7 @@ from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_vari
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
-from ..source import Source
+from ..store.source import Source
 from .package import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
                       smooth_presentation, track_planned)
 from .serve import Planned, cached_movie_file, serve_plan

@@ -28,11 +28,11 @@ from aiohttp import web
 
 from ..errors import SourceChanged, UpstreamError
 from ..isobmff.movie import MovieFile
-from ..loader import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
+from ..store.moov import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
 from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
-from ..source import Source
-from ..source.local import LocalSource
+from ..store.source import Source
+from ..store.source.local import LocalSource
 from .errors import STARTED_RESPONSE
 from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
 from .state import EdgeState

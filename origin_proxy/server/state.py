@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from ..cache import MetadataCache
+from ..store.cache import MetadataCache
 from ..config import AppConfig
-from ..loader import MediaLimits
-from ..redis_cache import RedisMoovCache
+from ..store.moov import MediaLimits
+from ..store.redis_cache import RedisMoovCache
 from ..remap import RemapTable, SourceRef
-from ..source import Source, open_source
-from ..source.upstream import UpstreamVersions
+from ..store.source import Source, open_source
+from ..store.source.upstream import UpstreamVersions
 
 
 @dataclass

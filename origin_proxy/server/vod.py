@@ -18,7 +18,7 @@ from ..plan import Plan, SourceRange
 from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
-from ..source import Source
+from ..store.source import Source
 from .package import handle_package
 from .package_set import handle_set
 from .serve import CHUNK_BYTES, Planned, cached_movie_file, serve_plan

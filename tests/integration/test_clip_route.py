@@ -1,4 +1,4 @@
-"""The ?start=/&end= route reaches the loader (through the cache) and plan_clip, and the edge serves their Plan.
+"""The ?start=/&end= route reaches store/moov.py (through the cache) and plan_clip, and the edge serves their Plan.
 
 The core functions are replaced by fakes here; seeking correctness is tested with the core.
 """

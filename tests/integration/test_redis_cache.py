@@ -162,14 +162,14 @@ async def test_redis_killed_mid_test_degrades_to_l1(nodes, tmp_path, caplog):
         expected = await _get(node1, "/v/a.mp4" + QUERY)
         assert node1.app[EDGE_STATE].l2.fills == 1
         server.stop()
-        caplog.set_level(logging.INFO, logger="origin_proxy.redis_cache")
+        caplog.set_level(logging.INFO, logger="origin_proxy.store.redis_cache")
         for name in ("a.mp4", "b.mp4", "c.mp4", "a.mp4", "b.mp4"):
             assert await _get(node2, f"/v/{name}{QUERY}") == expected
             assert await _get(node1, f"/v/{name}{QUERY}") == expected
         for node in (node1, node2):
             l2 = node.app[EDGE_STATE].l2
             assert l2.degraded == 1 and not l2.available and l2.errors >= 1
-        lines = [r for r in caplog.records if r.name == "origin_proxy.redis_cache" and "unavailable" in r.message]
+        lines = [r for r in caplog.records if r.name == "origin_proxy.store.redis_cache" and "unavailable" in r.message]
         assert len(lines) == 2  # one per node, not one per request
     finally:
         server.stop()

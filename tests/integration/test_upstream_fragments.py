@@ -26,7 +26,7 @@ from aiohttp import web
 import mediatools as mt
 from conftest import MEDIA_ROOT, make_config, media
 from origin_proxy.server.app import make_app
-from origin_proxy.source.upstream import UpstreamSource
+from origin_proxy.store.source.upstream import UpstreamSource
 from test_http_ranges import parse_multipart
 
 BBB = "mp4/bbb_prog_10s.mp4"

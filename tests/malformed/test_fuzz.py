@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from boxes import make_box
 from conftest import MEDIA_ROOT
 from origin_proxy.errors import OriginError
-from origin_proxy.loader import MediaLimits, load_movie_file
+from origin_proxy.store.moov import MediaLimits, load_movie_file
 from origin_proxy.plan import SourceRange
 from origin_proxy.rewrite.clip import plan_clip
 from origin_proxy.rewrite.params import ClipRequest

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from origin_proxy.cache import MetadataCache
+from origin_proxy.store.cache import MetadataCache
 
 
 @dataclass(frozen=True)

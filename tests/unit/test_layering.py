@@ -14,7 +14,7 @@ def test_pure_core_does_not_import_aiohttp():
 
 def test_only_server_imports_aiohttp_web():
     code = (
-        "import sys, origin_proxy.loader, origin_proxy.cache, origin_proxy.remap, origin_proxy.source.upstream; "
+        "import sys, origin_proxy.store.moov, origin_proxy.store.cache, origin_proxy.remap, origin_proxy.store.source.upstream; "
         "sys.exit(3 if 'aiohttp.web' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

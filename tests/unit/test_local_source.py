@@ -10,7 +10,7 @@ import pytest
 
 from conftest import MEDIA_ROOT
 from origin_proxy.errors import UpstreamError
-from origin_proxy.source.local import LocalSource
+from origin_proxy.store.source.local import LocalSource
 
 
 def test_read_ranges_returns_exactly_the_ranges_in_order(tmp_path):

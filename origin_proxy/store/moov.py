@@ -1,4 +1,4 @@
-"""Async glue between a Source and the sans-I/O MP4 parser: find the moov, read only it, parse it.
+"""Async glue between a Source and the sans-I/O MP4 parser: find the moov, read only it, parse it (store/).
 
 Reads: one head read (`head_bytes`, usually ftyp + moov of a faststart file, or ftyp + the mdat
 header), then for each top-level box whose header lies past what we hold, one read at that offset
@@ -6,60 +6,24 @@ header), then for each top-level box whose header lies past what we hold, one re
 the moov if it is larger. A moov-at-end file therefore costs 2-3 reads, never the mdat.
 Parsing a large moov is CPU work; the caller may run `parse_moov` in an executor (we do above 1 MiB).
 
-Split in two so the raw moov can be shared between nodes (redis_cache.py): `load_moov_bytes` does the reads and
+Split in two so the raw moov can be shared between nodes (store/redis_cache.py): `load_moov_bytes` does the reads and
 returns a MoovBlob, `movie_file_from_blob` parses one; `load_movie_file` is the two in a row.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-from .errors import FragmentedMedia, MalformedBox, UnsupportedMedia
-from .isobmff.header import BoxSpan, NeedBytes, scan_top_level
-from .isobmff.movie import MovieFile, parse_moov
+from ..errors import FragmentedMedia, MalformedBox, UnsupportedMedia
+from ..isobmff.header import BoxSpan, NeedBytes, scan_top_level
+from ..isobmff.movie import MovieFile, parse_moov
+from .limits import MediaLimits, MoovBlob
 from .source import Source
+
+__all__ = ["MediaLimits", "MoovBlob", "load_moov_bytes", "load_movie_file", "movie_file_from_blob"]
 
 MAX_TOP_LEVEL_BOXES = 1024
 PARSE_IN_EXECUTOR_BYTES = 1 << 20
-
-
-@dataclass(frozen=True)
-class MediaLimits:
-    """Configured limits on what we agree to parse.
-
-    max_moov_bytes: a larger moov raises UnsupportedMedia (501).
-    max_samples: more samples in one track raises UnsupportedMedia (501).
-    max_tracks: more trak boxes in the moov raises UnsupportedMedia (501).
-    head_bytes: size of the first read of a file, and of each read at a top-level box past it.
-    """
-
-    max_moov_bytes: int = 64 * 1024 * 1024
-    max_samples: int = 20_000_000
-    head_bytes: int = 64 * 1024
-    max_tracks: int = 256
-
-
-@dataclass(frozen=True, eq=False)
-class MoovBlob:
-    """The serialized form of a file's metadata: the raw moov box plus the file-level facts MovieFile needs.
-
-    This is what the shared (L2) cache stores; parsing it again with `movie_file_from_blob` gives the same
-    MovieFile as `load_movie_file` would.
-
-    Attributes:
-        ftyp: the raw ftyp box (header included), or b"" when the file has none.
-        moov: the whole moov box, header included (len(moov) is its size in bytes).
-        file_size: bytes of the whole file.
-        moov_offset: file offset of the moov box, bytes.
-        moov_before_mdat: True when no mdat precedes the moov (a "faststart" file).
-    """
-
-    ftyp: bytes
-    moov: bytes
-    file_size: int
-    moov_offset: int
-    moov_before_mdat: bool
 
 
 async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:

@@ -15,7 +15,7 @@ import stat
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from ..errors import NotFound, UpstreamError
+from ...errors import NotFound, UpstreamError
 
 # open() failures that mean "nothing servable here": missing, a file used as a directory, a directory, no permission,
 # a symlink loop (ELOOP would otherwise surface as a 500), a name too long.

@@ -28,8 +28,8 @@ import aiohttp
 from cachetools import TTLCache
 from yarl import URL
 
-from .. import metrics
-from ..errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
+from ... import metrics
+from ...errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
 
 # Range GETs one read_ranges call keeps in flight: enough to hide most round trips of a fragment's ~100 small
 # ranges, few enough that one request does not take over the shared pool (connections_per_host, default 32).

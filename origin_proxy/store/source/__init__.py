@@ -49,7 +49,7 @@ async def open_source(ref, session=None, versions=None):
     `versions` lets an HTTP open reuse what a recent open of the same URL learned.
     Raises NotFound, UpstreamError, UpstreamTimeout (see the two implementations).
     """
-    # Imported here so that `import origin_proxy.source` (the loader does) never pulls in aiohttp.
+    # Imported here so that `import origin_proxy.store.source` (store/moov.py does) never pulls in aiohttp.
     if ref.is_local:
         from .local import LocalSource
 

@@ -35,9 +35,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .loader import MoovBlob
+from .limits import MoovBlob
 
-log = logging.getLogger("origin_proxy.redis_cache")
+log = logging.getLogger("origin_proxy.store.redis_cache")
 
 FORMAT_VERSION = 1
 _MAGIC = b"OPMB"
