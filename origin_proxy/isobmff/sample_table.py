@@ -329,7 +329,8 @@ def build_sample_table(
         if len(ends) and int(ends[-1]) > n:  # cut the surplus from the end of the run list
             keep = ends - ccounts < n
             ccounts, offsets = ccounts[keep], offsets[keep]
-            ccounts[-1] -= int(ccounts.sum()) - n
+            if len(ccounts):  # none is kept for a track without samples
+                ccounts[-1] -= int(ccounts.sum()) - n
         covered = int(ccounts.sum())
         if covered < n:
             ccounts, offsets = np.append(ccounts, n - covered), np.append(offsets, 0)

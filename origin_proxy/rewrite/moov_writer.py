@@ -213,6 +213,8 @@ def write_clip(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Genera
         kept, cut_low, cut_high = _kept_chunks(cut)
         chunks.append(kept)
         low, high = min(low, cut_low), max(high, cut_high)
+    if high < low:  # no cut keeps a chunk (e.g. an edit that presents none of the samples): an empty mdat
+        low = high = 0
     mdat_header = box_header(b"mdat", high - low)
     for wide in (False, True):
         pieces, moov_bytes = _moov_pieces(movie_file, cuts, chunks, wide)

@@ -204,4 +204,6 @@ def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
         cut = cut_track(track, pres, movie.timescale, start_s, end_s)
         if cut is not None:
             cuts.append(cut)
+    if not cuts:  # e.g. edit lists that present no sample in the window
+        raise BadRequest(f"no track presents a sample between {float(start_s):.3f} and {float(end_s):.3f} s")
     return cuts
