@@ -96,3 +96,12 @@ async def test_cluster_over_cap_is_400_and_viewers_end(client, feed_bytes, monke
     assert "over the cap" in await response.text()
     status = await (await client.get("/relay/big.mkv/status")).json()
     assert status["state"] == "ended" and status["publisher"] is None
+
+
+async def test_relay_metrics(client, feed_bytes):
+    assert (await client.post("/relay/metered.mkv", data=feed_bytes, headers=AUTH)).status == 200
+    text = await (await client.get("/metrics")).text()
+    line = next(line for line in text.splitlines()
+                if line.startswith('origin_proxy_relay_feed_bytes_total{feed="metered"}'))
+    assert float(line.split()[-1]) == len(feed_bytes)
+    assert "# TYPE origin_proxy_relay_dropped_gops counter" in text and "origin_proxy_relay_viewers" in text
