@@ -104,4 +104,4 @@ async def test_relay_metrics(client, feed_bytes):
     line = next(line for line in text.splitlines()
                 if line.startswith('origin_proxy_relay_feed_bytes_total{feed="metered"}'))
     assert float(line.split()[-1]) == len(feed_bytes)
-    assert "# TYPE origin_proxy_relay_dropped_gops counter" in text and "origin_proxy_relay_viewers" in text
+    assert "# TYPE origin_proxy_relay_dropped_gops_total counter" in text and "origin_proxy_relay_viewers" in text
