@@ -192,3 +192,29 @@ async def test_fragmented_mp4_feed(aiohttp_server, h264_feed, tmp_path):
         decode = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True,
                                 text=True, timeout=60)
         assert decode.returncode == 0 and decode.stderr == "", decode.stderr[:500]
+
+
+async def test_configured_pull_feed(aiohttp_server, h264_feed, tmp_path):
+    """`feeds: {cam: URL}`: the edge pulls the URL itself (cleanup_ctx task) and relays it under the rule."""
+    from aiohttp import web
+
+    data = h264_feed.read_bytes()
+
+    async def camera(request):
+        response = web.StreamResponse(headers={"Content-Type": "video/x-matroska"})
+        await response.prepare(request)
+        step = len(data) // 40
+        for pos in range(0, len(data), step):  # the whole feed in ~4 s
+            await response.write(data[pos:pos + step])
+            await asyncio.sleep(0.1)
+        return response
+
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/stream.mkv", camera)
+    upstream = await aiohttp_server(upstream_app)
+    rule = relay_rule(feeds={"cam": f"http://127.0.0.1:{upstream.port}/stream.mkv"})
+    server = await aiohttp_server(make_app(make_config([rule])))
+    await wait_for_feed(server.app[RELAY_HUB], "cam")
+    await asyncio.wait_for(capture(server.port, "/relay/cam.mkv", tmp_path / "pulled.mkv"), 30)
+    pkts = check_capture(tmp_path / "pulled.mkv")
+    assert max(p["pts"] for p in pkts) > FEED_S - 1.5
