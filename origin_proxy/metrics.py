@@ -20,8 +20,7 @@ from prometheus_client.registry import REGISTRY, Collector
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
-# Route kinds, a small fixed set so label cardinality stays bounded whatever paths clients ask for.
-ROUTE_KINDS = ("media_passthrough", "media_clip", "healthz", "metrics", "other")
+# `route` labels: the fixed set of server/routes.py, so label cardinality stays bounded whatever paths clients ask for.
 
 HTTP_REQUESTS = Counter("origin_proxy_http_requests", "HTTP requests answered, by route kind and status.",
                         ["route", "status"])

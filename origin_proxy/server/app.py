@@ -16,6 +16,7 @@ from .observe import handle_metrics, metrics_middleware
 from .state import EDGE_STATE, EdgeState, l2_cache_ctx
 from .live import handle_live
 from .relay import RELAY_HUB, handle_relay, relay_ctx
+from .routes import set_route
 from ..relay.hub import RelayHub
 from .vod import handle_media
 
@@ -61,8 +62,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     state = request.app[EDGE_STATE]
     ref = state.remap.resolve(request.rel_url.raw_path, request.host)
     if ref.rule.live is not None:
+        set_route(request, "live_other")  # the handler names the finer route it recognises
         return await handle_live(request, ref)
     if ref.rule.relay is not None:
+        set_route(request, "relay_other")
         return await handle_relay(request, ref)
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{request.method} is not allowed on media", allowed=("GET", "HEAD"))

@@ -1,7 +1,8 @@
 """What the edge tells operators: Prometheus `/metrics`, the request counting middleware, the JSON access log.
 
-Every request is counted by route kind (media_passthrough, media_clip, healthz, metrics, other) and status,
-and timed until its handler returns, which for a streamed body is after the last byte went to the socket.
+Every request is counted by route (the labels of server/routes.py: media_passthrough, media_clip, hls_master,
+cmaf_segment, smooth_fragment, ..., live_*, relay_*, other) and status, and timed until its handler returns, which
+for a streamed body is after the last byte went to the socket.
 The L1 metadata cache reports its own hits/misses/loads through a collector read at scrape time.
 """
 
@@ -17,26 +18,14 @@ from aiohttp.abc import AbstractAccessLogger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import metrics
+from .routes import route_label
 from .state import EDGE_STATE, EdgeState
-from .vod import handle_media
-
-
-def route_kind(request: web.Request) -> str:
-    """The `route` label of a request: bounded, never the path itself."""
-    if request.path == "/healthz":
-        return "healthz"
-    if request.path == "/metrics":
-        return "metrics"
-    if request.method in ("GET", "HEAD") and request.match_info.route.handler is handle_media:
-        return "media_clip" if "start" in request.query or "end" in request.query else "media_passthrough"
-    return "other"
 
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Outermost middleware: counts and times every answer, errors mapped further in included."""
     started = time.perf_counter()
-    kind = route_kind(request)
     status = 500
     metrics.HTTP_IN_FLIGHT.inc()
     try:
@@ -48,6 +37,7 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
         raise
     finally:
         metrics.HTTP_IN_FLIGHT.dec()
+        kind = route_label(request)  # after the handler: it names the route it recognised
         metrics.HTTP_REQUESTS.labels(kind, str(status)).inc()
         metrics.HTTP_DURATION.labels(kind).observe(time.perf_counter() - started)
 

@@ -21,6 +21,7 @@ from ..rewrite.params import ClipRequest, parse_clip_query
 from ..store.source import Source
 from .package import handle_package
 from .package_set import handle_set
+from .routes import RESOURCE_ROUTES, set_route
 from .serve import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
 from .state import EDGE_STATE, EdgeState
 
@@ -38,9 +39,11 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
     ref = state.remap.resolve(request.rel_url.raw_path, request.host)
     packaged = split_package_path(ref.rest)
     if packaged is not None:
+        set_route(request, RESOURCE_ROUTES[packaged[1].kind])
         handler = handle_set if is_ism_path(packaged[0]) else handle_package
         return await handler(request, state, ref, packaged[1])
     clip = _clip_request(request, ref, state)
+    set_route(request, "media_passthrough" if clip is None else "media_clip")
 
     async def build(source: Source) -> Planned:
         content_type = content_type_for(ref.rest)

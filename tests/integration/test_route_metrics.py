@@ -1,0 +1,54 @@
+"""`/metrics` counts every kind of request under its own route label (server/routes.py): HLS master and media
+playlists, the MPD, CMAF init and segments, the Smooth manifest and fragments, clips and passthrough, health and
+metrics; an unmapped path's 404 and a POST on a VOD rule too. The counters are process-wide, so the test reads
+them before and after its requests and checks the differences."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+FILE = "/files/mp4/sample_with_increasing_timestamps_320w_240h_5s.mp4"
+
+
+async def _counts(client) -> Counter:
+    text = await (await client.get("/metrics")).text()
+    counts: Counter = Counter()
+    for family in text_string_to_metric_families(text):
+        if family.name == "origin_proxy_http_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    counts[(sample.labels["route"], sample.labels["status"])] += int(sample.value)
+    return counts
+
+
+async def test_every_route_has_its_own_label(edge):
+    client = edge.client
+    before = await _counts(client)
+    manifest = await (await client.get(f"{FILE}/Manifest")).text()
+    fragment_time = re.search(r'<c t="(\d+)"', manifest).group(1)
+    bitrate = re.search(r'Bitrate="(\d+)"', manifest).group(1)
+    requests = {
+        f"{FILE}/master.m3u8": "hls_master", f"{FILE}/.m3u8": "hls_master",
+        f"{FILE}/cmaf1/v1/playlist.m3u8": "hls_playlist", f"{FILE}/manifest.mpd": "dash_mpd",
+        f"{FILE}/cmaf1/v1/init.mp4": "cmaf_init", f"{FILE}/cmaf1/v1/1.m4s": "cmaf_segment",
+        f"{FILE}/cmaf1/a2/1.m4s": "cmaf_segment",
+        f"{FILE}/QualityLevels({bitrate})/Fragments(video={fragment_time})": "smooth_fragment",
+        f"{FILE}?start=1&end=2": "media_clip", FILE: "media_passthrough", "/healthz": "healthz",
+    }
+    for path, label in requests.items():
+        resp = await client.get(path)
+        assert resp.status == 200, (path, resp.status)
+        await resp.read()
+    assert (await client.get("/nowhere/x.mp4")).status == 404
+    assert (await client.post(FILE)).status == 405
+    after = await _counts(client)
+    grown = {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
+    expected = Counter((label, "200") for label in requests.values())
+    expected[("smooth_manifest", "200")] += 1
+    expected[("metrics", "200")] += 1  # the first scrape, counted once it was answered
+    expected[("media_passthrough", "404")] += 1
+    expected[("other", "405")] += 1
+    assert grown == dict(expected)
