@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..config import POINT_NAME, RelaySettings
-from ..errors import Forbidden, MethodNotAllowed, NotFound, UpstreamTimeout
+from ..errors import Forbidden, MalformedIngest, MethodNotAllowed, NotFound, UpstreamTimeout
 from ..relay.hub import Feed, RelayHub, RelayPolicy
 from ..relay.pull import pull_feed
 from ..remap import SourceRef
@@ -33,6 +33,7 @@ log = logging.getLogger("origin_proxy.relay")
 RELAY_HUB = web.AppKey("relay_hub", RelayHub)
 HEADER_WAIT_S = 10.0
 VIEWER_SNDBUF = 64 << 10
+PUBLISH_IDLE_S = 30.0  # a publisher silent this long is ended (400), so its name is free again
 CONTENT_TYPES = {"matroska": "video/x-matroska", "webm": "video/webm", "mp4": "video/mp4"}
 
 
@@ -129,9 +130,14 @@ async def _publish(request: web.Request, hub: RelayHub, prefix: str, name: str, 
     publisher = feed.open_publisher(f"POST {request.remote}", "mp4" if ext == "mp4" else "matroska")
     log.info("relay feed %s: publisher %s connected", name, request.remote)
     try:
-        async for data in request.content.iter_any():
+        while True:
+            try:
+                data = await asyncio.wait_for(request.content.readany(), PUBLISH_IDLE_S)
+            except asyncio.TimeoutError:
+                raise MalformedIngest(f"publisher sent nothing for {PUBLISH_IDLE_S:g} s", feed=name) from None
             publisher.receive(data)
-        publisher.receive(b"")
+            if not data:
+                break
     finally:
         publisher.close()
     log.info("relay feed %s: publisher %s ended after %d bytes", name, request.remote, feed.bytes_in)

@@ -105,3 +105,18 @@ async def test_relay_metrics(client, feed_bytes):
                 if line.startswith('origin_proxy_relay_feed_bytes_total{feed="metered"}'))
     assert float(line.split()[-1]) == len(feed_bytes)
     assert "# TYPE origin_proxy_relay_dropped_gops_total counter" in text and "origin_proxy_relay_viewers" in text
+
+
+async def test_silent_publisher_is_ended(client, feed_bytes, monkeypatch):
+    from origin_proxy.server import relay
+
+    monkeypatch.setattr(relay, "PUBLISH_IDLE_S", 0.5)
+
+    async def body():
+        yield feed_bytes[:5000]
+        await asyncio.sleep(30)
+        yield b""
+
+    response = await asyncio.wait_for(client.post("/relay/idle.mkv", data=body(), headers=AUTH), 5)
+    assert response.status == 400 and "sent nothing" in await response.text()
+    assert (await client.post("/relay/idle.mkv", data=feed_bytes, headers=AUTH)).status == 200  # name free again
