@@ -375,6 +375,10 @@ def error_lines(exc: ValidationError) -> list[str]:
             else:
                 place += ("." if place else "") + ("from" if item == "from_" else str(item))
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "too_short" and tuple(err["loc"]) == ("remap",):
+            if err.get("input"):  # rules were given but failed: their own lines say why
+                continue
+            message = "the list of rules is empty: give at least one `from:`/`to:` rule (see remap.example.yaml)"
         lines.append(f"{place or '(top)'}: {message}")
     return lines
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import FragmentedMedia, MalformedBox, UnsupportedMedia
+from ..errors import FragmentedMedia, MalformedBox, MalformedMedia, UnsupportedMedia
 from ..isobmff.header import BoxSpan, NeedBytes, scan_top_level
 from ..isobmff.movie import MovieFile, parse_moov
 from .limits import MediaLimits, MoovBlob
@@ -59,7 +59,8 @@ async def load_moov_bytes(source: Source, limits: MediaLimits) -> MoovBlob:
     """Find the moov by walking the top-level boxes and read it, without parsing it (§4.2, §8.1).
 
     Raises:
-        MalformedMedia (502): no moov, or the file ends inside it.
+        MalformedMedia (502): not an MP4 file (the first box header is impossible), no moov, or the file ends
+            inside it.
         UnsupportedMedia / FragmentedMedia (501/415): moov over max_moov_bytes, moof before moov.
         Whatever source.read raises (NotFound, UpstreamError, UpstreamTimeout, SourceChanged).
     """
@@ -71,7 +72,14 @@ async def load_moov_bytes(source: Source, limits: MediaLimits) -> MoovBlob:
     for _ in range(MAX_TOP_LEVEL_BOXES):
         if offset >= file_size:
             raise MalformedBox("/", "no moov box in the file")
-        step = scan_top_level(data, data_offset, offset, file_size)
+        try:
+            step = scan_top_level(data, data_offset, offset, file_size)
+        except MalformedBox as exc:
+            if offset == 0:  # the very first box makes no sense: this is no ISO BMFF / QuickTime file at all
+                reason = str(exc.args[0]).removeprefix("malformed MP4: ")
+                raise MalformedMedia(f"not an MP4 file (it does not start with a box: {reason})",
+                                     identity=source.identity) from exc
+            raise
         if isinstance(step, NeedBytes):
             data_offset, data = offset, await source.read(offset, min(limits.head_bytes, file_size - offset))
             continue

@@ -110,3 +110,10 @@ def upstream_url():
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_inspect_of_a_text_file_says_it_is_not_an_mp4(tmp_path):
+    text = tmp_path / "notes.md"
+    text.write_text("# origin-proxy\n\nNot a movie at all, but long enough to hold a box header.\n")
+    done = _inspect(str(text))
+    assert done.returncode != 0 and "not an MP4 file" in done.stderr, done.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from origin_proxy.__main__ import main
-from origin_proxy.config import ConfigError, ServiceConfig, load_config, load_remap, load_service
+from origin_proxy.config import ConfigError, ServiceConfig, load_config, load_remap, load_service, parse_remap
 from serve_process import ServeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +105,15 @@ def test_serve_prints_address_and_answers(tmp_path):
         body = urllib.request.urlopen(base + "/f/a.bin", timeout=5).read()
         assert body == b"hello"
         assert process.stop() == 0  # SIGTERM: a clean exit within 10 s
+
+
+def test_empty_remap_list_is_said_in_our_words():
+    with pytest.raises(ConfigError) as info:
+        parse_remap({"remap": []}, ".")
+    assert "the list of rules is empty" in str(info.value) and "Tuple should" not in str(info.value)
+
+
+def test_a_failing_rule_is_not_also_reported_as_an_empty_list(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        parse_remap({"remap": [{"from": "/a/", "to": "file:missing/"}]}, tmp_path)
+    assert "remap[0].to" in str(info.value) and "empty" not in str(info.value) and "Tuple" not in str(info.value)
