@@ -1,6 +1,7 @@
 """Packaging URLs (DESIGN.md §5): split a mapped path into the MP4 and the packaging resource asked of it. Pure.
 
-The resource follows the last path segment ending in .mp4, .m4v, .mov or .ism (case-insensitive; our own
+The resource follows the last path segment ending in a MEDIA_SUFFIXES name (.mp4, .m4v, .m4a, .mp4a, .mov,
+.isma, .ismv, or .ism; case-insensitive; our own
 `init.mp4` excepted). A `.ism` base is a multi-bitrate set: the same resources, with `<rep>` = `v`/`a` + the
 1-based position of the track in the .ism's switch (`set.ism/cmaf1/v2/3.m4s`, see package/ism.py).
 
@@ -29,7 +30,9 @@ from typing import Literal
 from ..errors import NotFound
 
 FORMAT_TOKEN = "cmaf1"
-MEDIA_SUFFIXES = (".mp4", ".m4v", ".mov", ".ism")  # .ism: a multi-bitrate set (package/ism.py)
+# ISO BMFF / QuickTime file names users have; .ism: a multi-bitrate set (package/ism.py). A kind that cannot be
+# packaged (e.g. a fragmented .ismv) gets the status of its parse (FragmentedMedia 415), never "no such file".
+MEDIA_SUFFIXES = (".mp4", ".m4v", ".m4a", ".mp4a", ".mov", ".isma", ".ismv", ".ism")
 
 ResourceKind = Literal["master", "mpd", "playlist", "init", "segment", "smooth", "fragment"]
 

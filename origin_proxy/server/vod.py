@@ -27,7 +27,8 @@ from .state import EDGE_STATE, EdgeState
 
 __all__ = ["CHUNK_BYTES", "EDGE_STATE", "content_type_for", "handle_media"]
 
-CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".m4a": "audio/mp4", ".mov": "video/quicktime"}
+CONTENT_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".m4a": "audio/mp4", ".mp4a": "audio/mp4",
+                 ".mov": "video/quicktime", ".isma": "audio/mp4", ".ismv": "video/mp4"}
 
 
 def content_type_for(path: str) -> str:
