@@ -8,9 +8,7 @@ cmaf_fragment: styp + moof(mfhd, traf(tfhd default-base-is-moof, tfdt v1, trun v
 movie_fragment + sample_records: the moof/mdat part alone, shared with Smooth fragments (smooth.py), which
                carry other boxes in traf and times in another timescale.
 
-trun carries duration, size, flags and a signed composition offset for every sample (flags 0xF01), so
-variable frame rates and B-frames need no defaults. Sample flags: sync samples "depend on no other"
-(sample_depends_on 2), others "depend on others, non-sync" (§8.8.3.1).
+The fragment boxes themselves (mfhd, tfhd, tfdt, trun, trex) are written by isobmff/boxes/, shared with live.
 """
 
 from __future__ import annotations
@@ -23,22 +21,20 @@ from ..errors import MalformedBox
 from ..isobmff.boxes._duration import patch_duration
 from ..isobmff.boxes.mdhd import MDHD_DURATION_OFFSETS
 from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
-from ..isobmff.build import box, box_header
+from ..isobmff.boxes.mfhd import build_mfhd
+from ..isobmff.boxes.tfdt import build_tfdt
+from ..isobmff.boxes.tfhd import build_tfhd
+from ..isobmff.boxes.trex import build_trex
+from ..isobmff.boxes.trun import NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS, TRUN_SAMPLE, build_trun, trun_size
+from ..isobmff.build import box, box_header, full_box
 from ..isobmff.codecs import AUDIO_ENTRY_BYTES, QT_SOUND_V1_EXTRA, QT_SOUND_V2_EXTRA
 from ..isobmff.header import iter_boxes
 from ..isobmff.movie import Node, Track
 from ..plan import SourceRange
 from .segmenter import TrackTimeline
 
-SYNC_SAMPLE_FLAGS = 0x02000000  # sample_depends_on = 2
-NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample = 1
-TRUN_FLAGS = 0x000F01  # data-offset, sample-duration, -size, -flags, -composition-time-offset present
-TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
-TRUN_SAMPLE = np.dtype([("duration", ">u4"), ("size", ">u4"), ("flags", ">u4"), ("composition_offset", ">i4")])
-
-
-def _full_box(fourcc: bytes, version: int, flags: int, payload: bytes) -> bytes:
-    return box(fourcc, struct.pack(">I", version << 24 | flags) + payload)
+__all__ = ["NON_SYNC_SAMPLE_FLAGS", "SYNC_SAMPLE_FLAGS", "TRUN_SAMPLE", "cmaf_fragment", "cmaf_header", "iso_stsd",
+           "movie_fragment", "sample_records"]
 
 
 def _leaf_payload(node: Node | None) -> bytes:
@@ -50,7 +46,7 @@ def _leaf_payload(node: Node | None) -> bytes:
 
 def _handler_box(handler_type: bytes) -> bytes:
     name = {b"vide": b"VideoHandler\0", b"soun": b"SoundHandler\0"}.get(handler_type, b"Handler\0")
-    return _full_box(b"hdlr", 0, 0, bytes(4) + handler_type + bytes(12) + name)
+    return full_box(b"hdlr", 0, 0, bytes(4) + handler_type + bytes(12) + name)
 
 
 # Codec configuration boxes a QuickTime sound description keeps inside `wave`; an ISO entry has them as children.
@@ -121,7 +117,7 @@ def cmaf_header(track: Track) -> bytes:
     mdia = trak.child(b"mdia")
     stbl = mdia.child(b"minf").child(b"stbl")
     ftyp = box(b"ftyp", b"cmfc" + struct.pack(">I", 0) + b"cmfciso6isommp41")
-    mvhd = _full_box(
+    mvhd = full_box(
         b"mvhd", 0, 0,
         struct.pack(">IIII", 0, 0, track.timescale, 0)
         + struct.pack(">IH10x", 0x00010000, 0x0100)
@@ -132,17 +128,17 @@ def cmaf_header(track: Track) -> bytes:
     tkhd = box(b"tkhd", tkhd_payload[:1] + b"\0\0\x03" + tkhd_payload[4:])  # enabled, in movie
     mdhd = box(b"mdhd", patch_duration(_leaf_payload(mdia.child(b"mdhd")), 0, *MDHD_DURATION_OFFSETS))
     if track.handler_type == b"vide":
-        media_header = _full_box(b"vmhd", 0, 1, bytes(8))
+        media_header = full_box(b"vmhd", 0, 1, bytes(8))
     else:
-        media_header = _full_box(b"smhd", 0, 0, bytes(4))
-    dinf = box(b"dinf", _full_box(b"dref", 0, 0, struct.pack(">I", 1) + _full_box(b"url ", 0, 1, b"")))
+        media_header = full_box(b"smhd", 0, 0, bytes(4))
+    dinf = box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1) + full_box(b"url ", 0, 1, b"")))
     empty_tables = b"".join(
-        _full_box(name, 0, 0, bytes(4 if name != b"stsz" else 8)) for name in (b"stts", b"stsc", b"stsz", b"stco")
+        full_box(name, 0, 0, bytes(4 if name != b"stsz" else 8)) for name in (b"stts", b"stsc", b"stsz", b"stco")
     )
     stsd = iso_stsd(stbl.child(b"stsd").payload, track.handler_type)  # the whole box
     minf = box(b"minf", media_header + dinf + box(b"stbl", stsd + empty_tables))
     trak_box = box(b"trak", tkhd + box(b"mdia", mdhd + _handler_box(track.handler_type) + minf))
-    trex = _full_box(b"trex", 0, 0, struct.pack(">IIIII", track.track_id, 1, 0, 0, 0))
+    trex = build_trex(track.track_id)
     return ftyp + box(b"moov", mvhd + trak_box + box(b"mvex", trex))
 
 
@@ -173,16 +169,14 @@ def movie_fragment(timeline: TrackTimeline, index: int, samples: np.ndarray, *, 
     sizes = table.size_bytes[first : first + len(samples)].astype(np.int64)
     offsets = table.sample_offsets(first, first + len(samples))
 
-    mfhd = _full_box(b"mfhd", 0, 0, struct.pack(">I", index + 1))
-    tfhd = _full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
-    trun_fixed = 8 + 4 + 4 + 4  # box header, version+flags, sample_count, data_offset
-    trun_size = trun_fixed + samples.nbytes
-    traf_size = 8 + len(tfhd) + len(before_trun) + trun_size + len(after_trun)
+    mfhd = build_mfhd(index + 1)
+    tfhd = build_tfhd(track_id)
+    traf_size = 8 + len(tfhd) + len(before_trun) + trun_size(len(samples)) + len(after_trun)
     moof_size = 8 + len(mfhd) + traf_size
     payload_bytes = int(sizes.sum())
     mdat_header = box_header(b"mdat", payload_bytes)
     data_offset = moof_size + len(mdat_header)  # default-base-is-moof: relative to the moof's first byte
-    trun = _full_box(b"trun", 1, TRUN_FLAGS, struct.pack(">Ii", len(samples), data_offset) + samples.tobytes())
+    trun = build_trun(samples, data_offset)
     moof = box(b"moof", mfhd + box(b"traf", tfhd + before_trun + trun + after_trun))
     if len(moof) != moof_size:
         raise AssertionError("moof size differs from the data_offset it was written with")
@@ -204,6 +198,6 @@ def cmaf_fragment(timeline: TrackTimeline, index: int) -> tuple[bytes, list[Sour
     """
     samples = sample_records(timeline, index)
     styp = box(b"styp", b"msdh" + struct.pack(">I", 0) + b"msdhmsixcmfs")
-    tfdt = _full_box(b"tfdt", 1, 0, struct.pack(">Q", int(timeline.decode_time_ticks[index])))
+    tfdt = build_tfdt(int(timeline.decode_time_ticks[index]))
     head, ranges = movie_fragment(timeline, index, samples, track_id=timeline.track.track_id, before_trun=tfdt)
     return styp + head, ranges

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NotFound, UnpackageableMedia
-from ..isobmff.build import box
+from ..isobmff.boxes.tfxd import TFXD_UUID, build_tfxd  # noqa: F401 (TFXD_UUID re-exported)
 from ..manifest import smooth as manifest_smooth
 from ..manifest.model import SegmentTimeline, SmoothQualityLevel, SmoothStreamIndex
 from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, first_sample_entry, sample_entry_boxes
@@ -50,7 +50,6 @@ from .tracks import Packaging, PackagedTrack
 TIMESCALE = 10_000_000
 #: Largest difference (10 MHz units, 1 ms) between a QualityLevel's chunk start and the StreamIndex's c@t.
 ALIGN_TOLERANCE = TIMESCALE // 1000
-TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
 SMOOTH_TRACK_ID = 1
 ANNEX_B_START = b"\0\0\0\1"
 _HE_AAC_OBJECT_TYPES = (5, 29)  # SBR, PS: FourCC AACH
@@ -284,5 +283,5 @@ def smooth_fragment(stream: SmoothStream, level: QualityLevel, index: int) -> tu
     start = int(stream.starts[index])
     samples["duration"] = rescale(decode_ends, tl.timescale) - dts_10
     samples["composition_offset"] = rescale(pts, tl.timescale) - (start + dts_10 - (dts_10[0] if len(dts) else 0))
-    tfxd = box(b"uuid", TFXD_UUID + struct.pack(">IQQ", 1 << 24, start, int(stream.durations[index])))
+    tfxd = build_tfxd(start, int(stream.durations[index]))
     return movie_fragment(tl, index, samples, track_id=SMOOTH_TRACK_ID, after_trun=tfxd)
