@@ -43,12 +43,14 @@ PY
 
 use_venv() { [ -z "${VIRTUAL_ENV:-}" ] && { [ -x "$VENV_DIR/bin/python3" ] || ! command -v python3 >/dev/null 2>&1 || python_externally_managed; }; }
 
-# ffmpeg/ffprobe, python3 (>= 3.11) and whatever is needed to pip-install into it.
+# ffmpeg/ffprobe, python3 (>= 3.11) and whatever is needed to pip-install into it; plus, unless called as
+# `ensure_system_deps serve` (scripts/demo: only what serving needs), the tools the tests drive.
 ensure_system_deps() {
-    local pkgs=()
+    local pkgs=() mode="${1:-test}"
     if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
         pkgs+=(ffmpeg)
     fi
+    if [ "$mode" = test ]; then
     # The Redis L2 cache tests start a real redis-server (tests/integration/test_redis_cache.py).
     command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
     # The load test drives a real server with wrk (tests/load/test_load.py).
@@ -65,6 +67,7 @@ ensure_system_deps() {
     command -v mkvmerge >/dev/null 2>&1 || pkgs+=(mkvtoolnix)
     command -v mpv >/dev/null 2>&1 || pkgs+=(mpv)
     command -v cvlc >/dev/null 2>&1 || pkgs+=(vlc-bin vlc-plugin-base)
+    fi  # test tools
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
     elif use_venv; then
