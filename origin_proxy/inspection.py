@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FragmentedMedia, OriginError
-from .isobmff.codecs import describe_sample_entry, first_sample_entry
+from .isobmff.codecs import describe_sample_entry
 from .isobmff.header import iter_boxes
 from .isobmff.movie import Track
 from .store.moov import MediaLimits, MoovBlob, load_moov_bytes, movie_file_from_blob
@@ -49,9 +49,7 @@ def _has_mvex(moov: bytes) -> bool:
 def _track_report(track: Track, movie_timescale: int) -> dict[str, Any]:
     table = track.table
     timescale = table.timescale
-    stbl = track.trak.child(b"mdia").child(b"minf").child(b"stbl")
-    stsd = stbl.child(b"stsd") if stbl is not None else None
-    entry = first_sample_entry(stsd.payload[8:]) if stsd is not None else None
+    entry = track.sample_entry
     info = describe_sample_entry(entry or b"", track.handler_type)
     duration_ticks = int(table.dts_ticks[-1] + table.duration_ticks[-1]) if table.sample_count else 0
     sync_times = table.dts_ticks[table.sync_indices]

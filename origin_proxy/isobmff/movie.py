@@ -8,6 +8,7 @@ regenerated from the numpy columns; construct objects never outlive a parse call
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from .boxes.stss import parse_stss
 from .boxes.stsz import parse_stsz
 from .boxes.stts import parse_stts
 from .boxes.tkhd import parse_tkhd
+from .codecs import first_sample_entry
 from .header import fourcc_name, iter_boxes
 from .sample_table import SampleTable, build_sample_table
 
@@ -95,6 +97,18 @@ class Track:
     @property
     def timescale(self) -> int:
         return self.table.timescale
+
+    @functools.cached_property
+    def sample_entry(self) -> bytes | None:
+        """The first sample entry of trak/mdia/minf/stbl/stsd (ISO/IEC 14496-12 §8.5.2), header included, or None
+        when the stsd has none that frames. The stsd's own header is 8 bytes, or 16 with a 64-bit largesize."""
+        node = self.trak
+        for fourcc in (b"mdia", b"minf", b"stbl", b"stsd"):
+            node = node.child(fourcc) if node is not None else None
+        if node is None or not node.payload:
+            return None
+        header = 16 if node.payload[:4] == b"\0\0\0\1" else 8
+        return first_sample_entry(node.payload[header:])
 
 
 @dataclass(frozen=True, eq=False)

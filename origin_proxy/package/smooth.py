@@ -42,7 +42,7 @@ from ..errors import NotFound, UnpackageableMedia
 from ..isobmff.boxes.tfxd import TFXD_UUID, build_tfxd  # noqa: F401 (TFXD_UUID re-exported)
 from ..manifest import smooth as manifest_smooth
 from ..manifest.model import SegmentTimeline, SmoothQualityLevel, SmoothStreamIndex
-from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, first_sample_entry, sample_entry_boxes
+from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, sample_entry_boxes
 from ..plan import SourceRange
 from .cmaf import movie_fragment, sample_records
 from .tracks import Packaging, PackagedTrack
@@ -156,9 +156,7 @@ def _chunk_times(track: PackagedTrack) -> tuple[np.ndarray, np.ndarray]:
 
 def _sample_entry_children(track: PackagedTrack) -> dict[bytes, bytes] | None:
     """Child box payloads by 4CC of the track's first sample entry, or None when it has none."""
-    trak = track.timeline.track.trak
-    stsd = trak.child(b"mdia").child(b"minf").child(b"stbl").child(b"stsd")
-    entry = first_sample_entry(stsd.payload[8:]) if stsd is not None else None
+    entry = track.timeline.track.sample_entry
     return sample_entry_boxes(entry, track.timeline.track.handler_type) if entry is not None else None
 
 

@@ -17,7 +17,7 @@ import langcodes
 import numpy as np
 
 from ..errors import NotFound, UnpackageableMedia
-from ..isobmff.codecs import SampleEntryInfo, describe_sample_entry, first_sample_entry
+from ..isobmff.codecs import SampleEntryInfo, describe_sample_entry
 from ..isobmff.movie import Movie
 from .segmenter import TrackTimeline, segment_movie
 from .urls import representation_id
@@ -141,8 +141,7 @@ def package_movie(movie: Movie, target_duration_s: Fraction) -> Packaging:
     tracks = []
     for timeline in segment_movie(movie, target_duration_s):
         track = timeline.track
-        stsd = track.trak.child(b"mdia").child(b"minf").child(b"stbl").child(b"stsd")
-        entry = first_sample_entry(stsd.payload[8:]) if stsd is not None else None
+        entry = track.sample_entry
         info = describe_sample_entry(entry, track.handler_type) if entry else SampleEntryInfo(track.codec, "")
         tracks.append(PackagedTrack(timeline, info))
     return Packaging(tuple(tracks), target_duration_s)
