@@ -18,8 +18,25 @@ from aiohttp.abc import AbstractAccessLogger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import metrics
+from ..store.source.upstream import UpstreamObserver, set_upstream_observer
 from .routes import route_label
 from .state import EDGE_STATE, EdgeState
+
+
+class PrometheusUpstreamObserver(UpstreamObserver):
+    """Upstream reads counted in origin_proxy_upstream_{requests,body_bytes,errors}_total."""
+
+    def request(self, status: int) -> None:
+        metrics.UPSTREAM_REQUESTS.labels(str(status)).inc()
+
+    def body_bytes(self, count: int) -> None:
+        metrics.UPSTREAM_BYTES.inc(count)
+
+    def error(self, kind: str) -> None:
+        metrics.UPSTREAM_ERRORS.labels(kind).inc()
+
+
+set_upstream_observer(PrometheusUpstreamObserver())  # the edge counts what its upstream reads do
 
 
 @web.middleware

@@ -52,3 +52,22 @@ async def test_every_route_has_its_own_label(edge):
     expected[("media_passthrough", "404")] += 1
     expected[("other", "405")] += 1
     assert grown == dict(expected)
+
+
+def _upstream_totals(text: str) -> tuple[float, float]:
+    requests = body = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "origin_proxy_upstream_requests_total":
+                requests += sample.value
+            elif sample.name == "origin_proxy_upstream_body_bytes_total":
+                body += sample.value
+    return requests, body
+
+
+async def test_upstream_reads_are_counted(edge):
+    client = edge.client
+    before = _upstream_totals(await (await client.get("/metrics")).text())
+    body = await (await client.get("/up/mp4/sample.mp4")).read()
+    after = _upstream_totals(await (await client.get("/metrics")).text())
+    assert after[0] > before[0] and after[1] - before[1] >= len(body) > 0

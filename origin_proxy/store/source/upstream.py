@@ -13,7 +13,8 @@ with a few Range GETs in flight at once, each guarded as above.
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
 a connect or read timeout -> UpstreamTimeout (504). Uses aiohttp's client only, with one shared ClientSession
 (server/app.py owns it) whose ClientTimeout has no total, a connect and a sock_read limit.
-Requests (by status), body bytes and failures are counted in origin_proxy.metrics.
+Requests (by status), body bytes and failures are reported to `UPSTREAM_OBSERVER` (no-op by default; the edge
+installs its Prometheus counters, server/observe.py), so this module imports no metrics library.
 """
 
 from __future__ import annotations
@@ -28,12 +29,34 @@ import aiohttp
 from cachetools import TTLCache
 from yarl import URL
 
-from ... import metrics
 from ...errors import NotFound, SourceChanged, UpstreamError, UpstreamTimeout
 
 # Range GETs one read_ranges call keeps in flight: enough to hide most round trips of a fragment's ~100 small
 # ranges, few enough that one request does not take over the shared pool (connections_per_host, default 32).
 MAX_RANGES_IN_FLIGHT = 8
+
+class UpstreamObserver:
+    """What upstream reads report: `request(status)` per response, `body_bytes(n)` per chunk read, `error(kind)`
+    per failure ("timeout", "connection", "status_5xx"). This base class ignores everything."""
+
+    def request(self, status: int) -> None:
+        pass
+
+    def body_bytes(self, count: int) -> None:
+        pass
+
+    def error(self, kind: str) -> None:
+        pass
+
+
+#: The observer every UpstreamSource reports to; replaced with `set_upstream_observer`.
+UPSTREAM_OBSERVER: UpstreamObserver = UpstreamObserver()
+
+
+def set_upstream_observer(observer: UpstreamObserver) -> None:
+    global UPSTREAM_OBSERVER
+    UPSTREAM_OBSERVER = observer
+
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+)\s*$", re.IGNORECASE)
 
@@ -247,7 +270,7 @@ class UpstreamSource:
                     data = await resp.content.read(min(chunk_bytes - len(buffer), remaining))
                 if not data:
                     raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
-                metrics.UPSTREAM_BYTES.inc(len(data))
+                UPSTREAM_OBSERVER.body_bytes(len(data))
                 buffer += data
                 remaining -= len(data)
                 if len(buffer) >= chunk_bytes or not remaining:
@@ -261,10 +284,10 @@ def _client_errors(url: str) -> Iterator[None]:
     try:
         yield
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-        metrics.UPSTREAM_ERRORS.labels("timeout").inc()
+        UPSTREAM_OBSERVER.error("timeout")
         raise UpstreamTimeout("upstream timed out", url=url) from None
     except aiohttp.ClientError as exc:
-        metrics.UPSTREAM_ERRORS.labels("connection").inc()
+        UPSTREAM_OBSERVER.error("connection")
         raise UpstreamError("upstream connection failed", url=url, error=repr(exc)) from None
 
 
@@ -274,12 +297,12 @@ async def _request(session: aiohttp.ClientSession, url: URL, headers: dict[str, 
     headers = {"Accept-Encoding": "identity", **headers}
     with _client_errors(url_text):
         resp = await session.get(url, headers=headers, allow_redirects=False, auto_decompress=False)
-    metrics.UPSTREAM_REQUESTS.labels(str(resp.status)).inc()
+    UPSTREAM_OBSERVER.request(resp.status)
     try:
         if resp.status in (404, 410):
             raise NotFound("not found upstream", url=url_text, status=resp.status)
         if resp.status >= 500:
-            metrics.UPSTREAM_ERRORS.labels("status_5xx").inc()
+            UPSTREAM_OBSERVER.error("status_5xx")
             raise UpstreamError(f"upstream answered {resp.status}", url=url_text, status=resp.status)
         yield resp
     finally:
