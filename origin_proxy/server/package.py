@@ -24,6 +24,7 @@ from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, pac
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
+from ..store.catalog import ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
 from ..store.source import Source
 from .serve import Planned, cached_movie_file, serve_plan
 from .state import EdgeState
@@ -60,24 +61,23 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
 
     async def build(source: Source) -> Planned:
         movie_file = await cached_movie_file(media_ref, state, source)
-        version = (source.identity, source.validator)
+        presentation = Presentation(SourceVersion(source.identity, source.validator), target_s)
 
         async def load_packaging() -> Packaging:
             return package_movie(movie_file.movie, target_s)
 
-        packaging = await state.cache.get_or_load((*version, "packaging", target_s), load_packaging)
+        packaging = await state.cache.get_or_load(PackagingKey(presentation), load_packaging)
         variant = f"{FORMAT_TOKEN}\0{resource.kind}\0{resource.representation_id}\0{resource.segment_number}" \
                   f"\0{target_s}"
         if resource.kind in ("smooth", "fragment"):
-            return await smooth_planned(media_ref.identity, packaging, resource, variant, state,
-                                        (*version, target_s))
+            return await smooth_planned(media_ref.identity, packaging, resource, variant, state, presentation)
         if resource.kind in ("master", "mpd"):
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
             async def render() -> Rendered:
                 return render_manifest(media_ref.identity, packaging, protocol)
 
-            rendered = await state.cache.get_or_load((*version, resource.kind, target_s), render)
+            rendered = await state.cache.get_or_load(ManifestKey(presentation, resource.kind), render)
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
@@ -118,9 +118,9 @@ def track_planned(track: PackagedTrack, resource: PackageResource, variant: str,
 
 
 async def smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
-                              key: tuple) -> smooth.SmoothPresentation:
-    """The Smooth StreamIndexes of `packaging` (package/smooth.py), from the metadata cache under `key` + "smooth
-    streams" or one shared build. The build logs tracks left out once: an INFO line for codecs Smooth does not
+                              key: Presentation) -> smooth.SmoothPresentation:
+    """The Smooth StreamIndexes of `packaging` (package/smooth.py), from the metadata cache (SmoothKey(key)) or
+    one shared build. The build logs tracks left out once: an INFO line for codecs Smooth does not
     carry, a WARNING for video tracks whose chunk boundaries differ from the first video track's (mismatched
     GOPs; HLS and DASH still list them). Raises UnpackageableMedia when no stream is left."""
     async def load() -> smooth.SmoothPresentation:
@@ -136,11 +136,11 @@ async def smooth_presentation(identity: str, packaging: Packaging, state: EdgeSt
                         presentation.streams[0].levels[0].track.representation_id)
         return presentation
 
-    return await state.cache.get_or_load((*key, "smooth streams"), load)
+    return await state.cache.get_or_load(SmoothKey(key), load)
 
 
 async def smooth_planned(identity: str, packaging: Packaging, resource: PackageResource, variant: str,
-                         state: EdgeState, key: tuple) -> Planned:
+                         state: EdgeState, key: Presentation) -> Planned:
     """The Smooth client manifest (cached text, `SMOOTH_CONTENT_TYPE`) or one Smooth fragment (kinds "smooth",
     "fragment") of `packaging`, whose version the cache `key` names (source validators, target duration). A
     fragment's SourceRanges are in its QualityLevel's own file: the caller serves the Plan from that source.
@@ -151,7 +151,7 @@ async def smooth_planned(identity: str, packaging: Packaging, resource: PackageR
         async def render() -> Rendered:
             return Rendered(smooth.client_manifest(presentation.streams).encode())
 
-        rendered = await state.cache.get_or_load((*key, "smooth"), render)
+        rendered = await state.cache.get_or_load(ManifestKey(key, "smooth"), render)
         return Planned(Plan((rendered.body,), SMOOTH_CONTENT_TYPE), variant, service.cache_control_manifests)
     stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
     head, ranges = smooth.smooth_fragment(stream, level, stream.fragment_index(resource.fragment_time or 0))

@@ -36,6 +36,7 @@ from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_vari
 from ..package.urls import FORMAT_TOKEN, PackageResource
 from ..plan import Plan
 from ..remap import SourceRef
+from ..store.catalog import IsmKey, ManifestKey, PackagingKey, Presentation, SourceVersion
 from ..store.source import Source
 from .package import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
                       smooth_presentation, track_planned)
@@ -80,16 +81,16 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
             async def load() -> Packaging:
                 return package_movie(movie_file.movie, target_s)
 
-            packaging = await state.cache.get_or_load((source.identity, source.validator, "packaging", target_s),
-                                                      load)
+            key = PackagingKey(Presentation(SourceVersion(source.identity, source.validator), target_s))
+            packaging = await state.cache.get_or_load(key, load)
             return source.validator, packaging
 
-    async def set_packaging(ism_source: Source) -> tuple[ServerManifest, tuple[str, ...], tuple, Packaging]:
+    async def set_packaging(ism_source: Source) -> tuple[ServerManifest, tuple[str, ...], Presentation, Packaging]:
         """(the .ism, every src's validator in `manifest.sources` order, the set's cache version, its Packaging)."""
         manifest = await _server_manifest(state, ism_ref, ism_source)
         loaded = dict(zip(manifest.sources, await asyncio.gather(*map(member_packaging, manifest.sources))))
         validators = tuple(loaded[src][0] for src in manifest.sources)
-        version = (ism_source.identity, ism_source.validator, validators, target_s)
+        version = Presentation(SourceVersion(ism_source.identity, ism_source.validator), target_s, validators)
 
         async def load_set() -> Packaging:
             members = [(e.representation_id, _select(loaded[e.src][1], e)) for e in manifest.entries]
@@ -100,7 +101,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
                             "players may glitch when switching", ism_ref.identity, ", ".join(misaligned))
             return packaging
 
-        return manifest, validators, version, await state.cache.get_or_load((*version, "set"), load_set)
+        return manifest, validators, version, await state.cache.get_or_load(PackagingKey(version), load_set)
 
     if resource.kind in ("master", "mpd", "smooth"):
         async def build_manifest(ism_source: Source) -> Planned:
@@ -113,7 +114,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
             async def render() -> Rendered:
                 return render_manifest(ism_ref.identity, packaging, protocol)
 
-            rendered = await state.cache.get_or_load((*version, resource.kind), render)
+            rendered = await state.cache.get_or_load(ManifestKey(version, resource.kind), render)
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
@@ -129,7 +130,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         stream.fragment_index(resource.fragment_time or 0)  # NotFound before any member is opened
         src = manifest.entry(level.track.representation_id).src
         validator = validators[manifest.sources.index(src)]
-        variant = "\0".join((FORMAT_TOKEN, "fragment", str(target_s), str(version[1]), *validators))
+        variant = "\0".join((FORMAT_TOKEN, "fragment", str(target_s), str(version.source.validator), *validators))
 
         async def build_fragment(source: Source) -> Planned:
             if source.validator != validator:  # the member changed since the set was built: not this chunk list
@@ -155,7 +156,8 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         async def load() -> Packaging:
             return package_movie(movie_file.movie, target_s)
 
-        packaging = await state.cache.get_or_load((source.identity, source.validator, "packaging", target_s), load)
+        key = PackagingKey(Presentation(SourceVersion(source.identity, source.validator), target_s))
+        packaging = await state.cache.get_or_load(key, load)
         track = package_set([(entry.representation_id, _select(packaging, entry))], target_s).tracks[0]
         variant = "\0".join((FORMAT_TOKEN, resource.text, str(target_s), ism_validator))
         return track_planned(track, resource, variant, service)
@@ -176,7 +178,7 @@ async def _server_manifest(state: EdgeState, ism_ref: SourceRef, ism_source: Sou
             raise UnsupportedMedia(f"the .ism is larger than {MAX_ISM_BYTES} bytes", identity=ism_ref.identity)
         return parse_ism(await ism_source.read(0, ism_source.size_bytes))
 
-    return await state.cache.get_or_load((ism_source.identity, ism_source.validator, "ism"), load)
+    return await state.cache.get_or_load(IsmKey(SourceVersion(ism_source.identity, ism_source.validator)), load)
 
 
 def _select(packaging: Packaging, entry: SwitchEntry) -> PackagedTrack:

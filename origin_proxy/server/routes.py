@@ -23,7 +23,8 @@ recognises one calls `set_route(request, label)`, and server/observe.py counts t
 | relay_*           | any method under a `relay` rule (relay_publish, relay_view ...)  | server/relay.py             |
 | other             | anything else (unmapped methods, errors before a handler chose)  | -                           |
 
-`<media>` is a path ending in .mp4/.m4v/.m4a/.mp4a/.mov/.isma/.ismv/.ism (package/urls.py MEDIA_SUFFIXES); `<rep>` v1, a2 ...
+`<media>` is a path ending in .mp4/.m4v/.m4a/.mp4a/.mov/.isma/.ismv/.ism (package/urls.py MEDIA_SUFFIXES);
+`<rep>` is v1, a2 ...
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from ..store.moov import MoovBlob, load_movie_file, load_moov_bytes, movie_file_
 from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
 from ..store.source import Source
+from ..store.catalog import MovieKey, SourceVersion
 from ..store.source.local import LocalSource
 from .errors import STARTED_RESPONSE
 from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
@@ -157,8 +158,8 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, build:
 
 async def cached_movie_file(ref: SourceRef, state: EdgeState, source: Source) -> MovieFile:
     """The MovieFile of the opened source's version, from the metadata cache or one shared load."""
-    return await state.cache.get_or_load(
-        (source.identity, source.validator), lambda: _load_movie_file(ref, state, source.validator))
+    key = MovieKey(SourceVersion(source.identity, source.validator))
+    return await state.cache.get_or_load(key, lambda: _load_movie_file(ref, state, source.validator))
 
 
 async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str) -> MovieFile:

@@ -50,6 +50,11 @@ class MetadataCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._entries
 
+    def keys(self) -> list[Hashable]:
+        """The keys held now (store/catalog.py key types at the edge), expired ones left out."""
+        self._entries.expire()
+        return list(self._entries.keys())
+
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value for `key`, else the result of one shared `load()` call.
 

@@ -71,3 +71,19 @@ async def test_upstream_reads_are_counted(edge):
     body = await (await client.get("/up/mp4/sample.mp4")).read()
     after = _upstream_totals(await (await client.get("/metrics")).text())
     assert after[0] > before[0] and after[1] - before[1] >= len(body) > 0
+
+
+async def test_the_cache_holds_only_typed_catalog_keys(edge):
+    from origin_proxy.server.state import EDGE_STATE
+    from origin_proxy.store.catalog import ManifestKey, MovieKey, PackagingKey, SmoothKey
+
+    client = edge.client
+    for path in ("master.m3u8", "manifest.mpd", "Manifest", "cmaf1/v1/1.m4s"):
+        assert (await client.get(f"{FILE}/{path}")).status == 200
+    assert (await client.get(f"{FILE}?start=1")).status == 200
+    keys = client.server.app[EDGE_STATE].cache.keys()
+    kinds = {type(key) for key in keys}
+    assert kinds == {MovieKey, PackagingKey, SmoothKey, ManifestKey}, keys
+    assert sorted(k.kind for k in keys if isinstance(k, ManifestKey)) == ["master", "mpd", "smooth"]
+    assert {k.source.identity for k in keys if isinstance(k, MovieKey)} == {k.presentation.source.identity
+                                                                           for k in keys if isinstance(k, ManifestKey)}
