@@ -92,7 +92,7 @@ def _serve(args: argparse.Namespace, config: AppConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.command == "inspect":  # needs no config
-        from .inspection import run_inspect
+        from .inspect_file import run_inspect
 
         return run_inspect(args.target, args.json)
     if args.command == "relay":  # needs no config (server/relay_cli.py)

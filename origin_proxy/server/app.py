@@ -18,7 +18,7 @@ from .live import handle_live
 from .relay import RELAY_HUB, handle_relay, relay_ctx
 from .routes import set_route
 from ..relay.hub import RelayHub
-from .vod import handle_media
+from .media import handle_media
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -41,7 +41,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
 def make_app(config: AppConfig) -> web.Application:
     """The edge application for one configuration.
 
-    Routes: GET /healthz -> "ok"; GET /metrics -> Prometheus text (server/observe.py); GET and HEAD of any other path -> the mapped media (server/vod.py).
+    Routes: GET /healthz -> "ok"; GET /metrics -> Prometheus text (server/observe.py); GET and HEAD of any other path -> the mapped media (server/media.py).
     `app[EDGE_STATE]` holds the remap table, the metadata cache (`.cache.hits` ...) and the upstream session.
     """
     app = web.Application(middlewares=[metrics_middleware, error_middleware])

@@ -10,15 +10,15 @@ recognises one calls `set_route(request, label)`, and server/observe.py counts t
 |-------------------|------------------------------------------------------------------|-----------------------------|
 | healthz           | /healthz                                                         | server/app.py healthz       |
 | metrics           | /metrics                                                         | server/observe.py           |
-| media_passthrough | <rule>/<file>                      the file as is                | server/vod.py handle_media  |
-| media_clip        | <rule>/<file>?start=&end=          a rewritten MP4               | server/vod.py handle_media  |
-| hls_master        | <media>/master.m3u8, <media>/.m3u8                               | server/package.py (set: package_set.py) |
-| hls_playlist      | <media>/cmaf1/<rep>/playlist.m3u8                                | server/package.py           |
-| dash_mpd          | <media>/manifest.mpd, <media>/.mpd                               | server/package.py           |
-| cmaf_init         | <media>/cmaf1/<rep>/init.mp4                                     | server/package.py           |
-| cmaf_segment      | <media>/cmaf1/<rep>/<n>.m4s                                      | server/package.py           |
-| smooth_manifest   | <media>/Manifest                                                 | server/package.py           |
-| smooth_fragment   | <media>/QualityLevels(<bitrate>)/Fragments(<stream>=<t>)         | server/package.py           |
+| media_passthrough | <rule>/<file>                      the file as is                | server/media.py handle_media  |
+| media_clip        | <rule>/<file>?start=&end=          a rewritten MP4               | server/media.py handle_media  |
+| hls_master        | <media>/master.m3u8, <media>/.m3u8                               | server/packaging.py (set: package_set.py) |
+| hls_playlist      | <media>/cmaf1/<rep>/playlist.m3u8                                | server/packaging.py           |
+| dash_mpd          | <media>/manifest.mpd, <media>/.mpd                               | server/packaging.py           |
+| cmaf_init         | <media>/cmaf1/<rep>/init.mp4                                     | server/packaging.py           |
+| cmaf_segment      | <media>/cmaf1/<rep>/<n>.m4s                                      | server/packaging.py           |
+| smooth_manifest   | <media>/Manifest                                                 | server/packaging.py           |
+| smooth_fragment   | <media>/QualityLevels(<bitrate>)/Fragments(<stream>=<t>)         | server/packaging.py           |
 | live_*            | any method under a `live` rule (live_ingest, live_manifest, live_segment ...) | server/live.py |
 | relay_*           | any method under a `relay` rule (relay_publish, relay_view ...)  | server/relay.py             |
 | other             | anything else (unmapped methods, errors before a handler chose)  | -                           |

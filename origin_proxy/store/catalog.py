@@ -4,10 +4,10 @@ nobody builds ad-hoc tuples. Plain values, no I/O.
 | key                          | value                                   | made by                               |
 |------------------------------|-----------------------------------------|---------------------------------------|
 | MovieKey(source)             | isobmff.movie.MovieFile                 | store/moov.py (through the L2 cache)   |
-| IsmKey(source)               | package.ism.ServerManifest              | server/package_set.py                  |
+| IsmKey(source)               | package.ism.ServerManifest              | server/packaging_set.py                  |
 | PackagingKey(presentation)   | package.tracks.Packaging                | package_movie / package_set            |
 | SmoothKey(presentation)      | package.smooth.SmoothPresentation       | smooth_presentation                    |
-| ManifestKey(presentation, k) | server.package.Rendered (bytes)         | HLS master, MPD, Smooth client manifest|
+| ManifestKey(presentation, k) | server.packaging.Rendered (bytes)         | HLS master, MPD, Smooth client manifest|
 
 A `SourceVersion` is one version of one object (its identity and validator, as the source reported them); a
 `Presentation` names what a set of manifests is built from: one file, or a `.ism` and the validators of its

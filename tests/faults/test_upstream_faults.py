@@ -25,7 +25,7 @@ from conftest import MEDIA_ROOT, media
 BBB = "mp4/bbb_prog_10s.mp4"
 SAMPLE = "mp4/sample.mp4"
 CASE_TIMEOUT_S = 20
-# The edge reads the first 256 KiB chunk of the body before it sends headers (server/vod.py); a fault placed
+# The edge reads the first 256 KiB chunk of the body before it sends headers (server/media.py); a fault placed
 # past this many bytes is therefore only seen after the headers are out.
 CUT = 256 * 1024 + 64 * 1024
 

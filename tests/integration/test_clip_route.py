@@ -12,7 +12,7 @@ import pytest
 from conftest import media
 from origin_proxy.errors import BadRequest, MalformedMedia, SourceChanged
 from origin_proxy.plan import Plan, SourceRange
-from origin_proxy.server import serve, vod
+from origin_proxy.server import media as media_handler, respond
 
 SAMPLE = media("mp4/sample.mp4").read_bytes()
 
@@ -51,9 +51,9 @@ def core(monkeypatch):
         calls["plan"].append((movie_file, request, content_type))
         return Plan((b"HDR", SourceRange(0, 100)), content_type=content_type)
 
-    monkeypatch.setattr(vod, "parse_clip_query", parse)
-    monkeypatch.setattr(serve, "load_movie_file", load)  # the shared metadata load (server/serve.py)
-    monkeypatch.setattr(vod, "plan_clip", plan)
+    monkeypatch.setattr(media_handler, "parse_clip_query", parse)
+    monkeypatch.setattr(respond, "load_movie_file", load)  # the shared metadata load (server/respond.py)
+    monkeypatch.setattr(media_handler, "plan_clip", plan)
     return calls
 
 
@@ -67,7 +67,7 @@ async def test_clip_goes_through_cache_and_plan(edge, core, prefix):
     assert second.status == 206 and await second.read() == b"HDR" + SAMPLE[:2]
     assert len(core["load"]) == 1  # the second request was a cache hit
     assert [(req, ctype) for _, req, ctype in core["plan"]] == [(FakeClip("1.5"), "video/mp4")] * 2
-    cache = edge.client.app[vod.EDGE_STATE].cache
+    cache = edge.client.app[media_handler.EDGE_STATE].cache
     assert (cache.hits, cache.loads) == (1, 1)
     whole = await edge.client.get(prefix + "mp4/sample.mp4")
     assert whole.headers["ETag"] != first.headers["ETag"] == second.headers["ETag"]

@@ -83,7 +83,7 @@ class UpstreamVersions:
 
     Reusing it is safe: every body read still carries the validator in If-Match/If-Range, so an object replaced
     within the TTL answers 412/200 and raises SourceChanged, and the edge then forgets everything here and
-    reopens (server/serve.py). What it costs: a response made only from cached metadata (a manifest, a HEAD)
+    reopens (server/respond.py). What it costs: a response made only from cached metadata (a manifest, a HEAD)
     can describe the previous version for up to `ttl_s` after a replacement. Bounded to `max_entries` URLs.
     """
 

@@ -4,7 +4,7 @@ segments, cut on demand from the cached sample tables.
 Flow: the media path is mapped again on its own (so remap's checks hold for it) -> open the source -> cached
 MovieFile -> cached Packaging (timelines + sample entry facts, key (identity, validator, "packaging", target))
 -> a manifest (cached text), the init segment, or a media segment Plan (generated moof + the source's byte
-ranges) -> served by server/serve.py with the same ETag/Last-Modified/Range/HEAD/304 handling as the file itself.
+ranges) -> served by server/respond.py with the same ETag/Last-Modified/Range/HEAD/304 handling as the file itself.
 Tracks a protocol cannot carry are left out of its manifest with one log line when the manifest is built.
 """
 
@@ -26,7 +26,7 @@ from ..plan import Plan
 from ..remap import SourceRef
 from ..store.catalog import ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
 from ..store.source import Source
-from .serve import Planned, cached_movie_file, serve_plan
+from .respond import Planned, cached_movie_file, serve_plan
 from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")
@@ -117,7 +117,7 @@ def track_planned(track: PackagedTrack, resource: PackageResource, variant: str,
     return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
 
 
-async def smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
+async def cached_smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
                               key: Presentation) -> smooth.SmoothPresentation:
     """The Smooth StreamIndexes of `packaging` (package/smooth.py), from the metadata cache (SmoothKey(key)) or
     one shared build. The build logs tracks left out once: an INFO line for codecs Smooth does not
@@ -146,7 +146,7 @@ async def smooth_planned(identity: str, packaging: Packaging, resource: PackageR
     fragment's SourceRanges are in its QualityLevel's own file: the caller serves the Plan from that source.
     Raises NotFound for a stream, bitrate or time the manifest does not list."""
     service = state.config.service
-    presentation = await smooth_presentation(identity, packaging, state, key)
+    presentation = await cached_smooth_presentation(identity, packaging, state, key)
     if resource.kind == "smooth":
         async def render() -> Rendered:
             return Rendered(smooth.client_manifest(presentation.streams).encode())

@@ -1,4 +1,4 @@
-"""Serving a Plan (DESIGN.md §2): the machinery every media response shares (server/vod.py, server/package.py).
+"""Serving a Plan (DESIGN.md §2): the machinery every media response shares (server/media.py, server/packaging.py).
 
 Flow: open the source -> the handler's plan builder (a Plan, an ETag variant, a Cache-Control) -> conditionals
 (RFC 9110 §13) -> ranges (§14) -> status and every length settled -> prepare() -> stream the parts.

@@ -1,9 +1,9 @@
 """GET/HEAD of a mapped media path: the file as is, or cut at `?start=&end=` (DESIGN.md §2, §4), or a packaging
-resource of it (`movie.mp4/master.m3u8` ..., handed to server/package.py, DESIGN.md §5), or of a multi-bitrate set
-(`set.ism/master.m3u8` ..., server/package_set.py).
+resource of it (`movie.mp4/master.m3u8` ..., handed to server/packaging.py, DESIGN.md §5), or of a multi-bitrate set
+(`set.ism/master.m3u8` ..., server/packaging_set.py).
 
 Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile) -> served by
-server/serve.py (conditionals, ranges, HEAD, streaming; shared with the packaging handler).
+server/respond.py (conditionals, ranges, HEAD, streaming; shared with the packaging handler).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
 from ..store.source import Source
-from .package import handle_package
-from .package_set import handle_set
+from .packaging import handle_package
+from .packaging_set import handle_set
 from .routes import RESOURCE_ROUTES, set_route
-from .serve import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
+from .respond import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
 from .state import EDGE_STATE, EdgeState
 
 __all__ = ["CHUNK_BYTES", "EDGE_STATE", "content_type_for", "handle_media"]

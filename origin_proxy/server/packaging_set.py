@@ -38,9 +38,9 @@ from ..plan import Plan
 from ..remap import SourceRef
 from ..store.catalog import IsmKey, ManifestKey, PackagingKey, Presentation, SourceVersion
 from ..store.source import Source
-from .package import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
-                      smooth_presentation, track_planned)
-from .serve import Planned, cached_movie_file, serve_plan
+from .packaging import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
+                      cached_smooth_presentation, track_planned)
+from .respond import Planned, cached_movie_file, serve_plan
 from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")
@@ -125,7 +125,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         # member's source, so its bytes go out like a segment's (sendfile, Range, its validator in the ETag).
         async with await state.open_source(ism_ref) as ism_source:
             manifest, validators, version, packaging = await set_packaging(ism_source)
-        presentation = await smooth_presentation(ism_ref.identity, packaging, state, version)
+        presentation = await cached_smooth_presentation(ism_ref.identity, packaging, state, version)
         stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
         stream.fragment_index(resource.fragment_time or 0)  # NotFound before any member is opened
         src = manifest.entry(level.track.representation_id).src
