@@ -22,7 +22,8 @@ from ..store.source import Source
 from .packaging import handle_package
 from .packaging_set import handle_set
 from .routes import RESOURCE_ROUTES, set_route
-from .respond import CHUNK_BYTES, Planned, cached_movie_file, serve_plan
+from ..store.metadata import cached_movie_file
+from .respond import CHUNK_BYTES, Planned, serve_plan
 from .state import EDGE_STATE, EdgeState
 
 __all__ = ["CHUNK_BYTES", "EDGE_STATE", "content_type_for", "handle_media"]

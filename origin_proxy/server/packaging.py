@@ -26,7 +26,8 @@ from ..plan import Plan
 from ..remap import SourceRef
 from ..store.catalog import ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
 from ..store.source import Source
-from .respond import Planned, cached_movie_file, serve_plan
+from ..store.metadata import cached_movie_file
+from .respond import Planned, serve_plan
 from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")

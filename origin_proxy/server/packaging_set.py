@@ -40,7 +40,8 @@ from ..store.catalog import IsmKey, ManifestKey, PackagingKey, Presentation, Sou
 from ..store.source import Source
 from .packaging import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
                       cached_smooth_presentation, track_planned)
-from .respond import Planned, cached_movie_file, serve_plan
+from ..store.metadata import cached_movie_file
+from .respond import Planned, serve_plan
 from .state import EdgeState
 
 log = logging.getLogger("origin_proxy.server")

@@ -1,4 +1,5 @@
 """Serving a Plan (DESIGN.md §2): the machinery every media response shares (server/media.py, server/packaging.py).
+Metadata loading (the cached MovieFile) is store/metadata.py; this module only streams.
 
 Flow: open the source -> the handler's plan builder (a Plan, an ETag variant, a Cache-Control) -> conditionals
 (RFC 9110 §13) -> ranges (§14) -> status and every length settled -> prepare() -> stream the parts.
@@ -27,12 +28,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..errors import SourceChanged, UpstreamError
-from ..isobmff.movie import MovieFile
-from ..store.moov import MoovBlob, load_movie_file, load_moov_bytes, movie_file_from_blob
 from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
 from ..store.source import Source
-from ..store.catalog import MovieKey, SourceVersion
 from ..store.source.local import LocalSource
 from .errors import STARTED_RESPONSE
 from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
@@ -154,32 +152,6 @@ async def _settle(request: web.Request, state: EdgeState, ref: SourceRef, build:
     if not isinstance(source, LocalSource):
         settled.prefetched = await _prefetch_first_range(body, source, stack)
     return settled
-
-
-async def cached_movie_file(ref: SourceRef, state: EdgeState, source: Source) -> MovieFile:
-    """The MovieFile of the opened source's version, from the metadata cache or one shared load."""
-    key = MovieKey(SourceVersion(source.identity, source.validator))
-    return await state.cache.get_or_load(key, lambda: _load_movie_file(ref, state, source.validator))
-
-
-async def _load_movie_file(ref: SourceRef, state: EdgeState, validator: str) -> MovieFile:
-    """The shared (single-flight) metadata load. It opens a source of its own: the request that started it
-    may end before the load does, and its source closes with it. Raises SourceChanged when the object is no
-    longer the version the cache key names. With a Redis L2 (state.l2) the raw moov comes from there when another
-    node already read it, and is parsed here."""
-    async def fetch_moov() -> MoovBlob:
-        async with await state.open_source(ref) as source:
-            if source.validator != validator:
-                raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
-            return await load_moov_bytes(source, state.limits)
-
-    if state.l2 is not None:
-        blob = await state.l2.get_or_fetch(ref.identity, validator, fetch_moov)
-        return await movie_file_from_blob(blob, state.limits)
-    async with await state.open_source(ref) as source:
-        if source.validator != validator:
-            raise SourceChanged("the object changed while its metadata was being loaded", identity=ref.identity)
-        return await load_movie_file(source, state.limits)
 
 
 async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncExitStack) -> _Prefetched | None:

@@ -12,7 +12,8 @@ import pytest
 from conftest import media
 from origin_proxy.errors import BadRequest, MalformedMedia, SourceChanged
 from origin_proxy.plan import Plan, SourceRange
-from origin_proxy.server import media as media_handler, respond
+from origin_proxy.server import media as media_handler
+from origin_proxy.store import metadata
 
 SAMPLE = media("mp4/sample.mp4").read_bytes()
 
@@ -52,7 +53,7 @@ def core(monkeypatch):
         return Plan((b"HDR", SourceRange(0, 100)), content_type=content_type)
 
     monkeypatch.setattr(media_handler, "parse_clip_query", parse)
-    monkeypatch.setattr(respond, "load_movie_file", load)  # the shared metadata load (server/respond.py)
+    monkeypatch.setattr(metadata, "load_movie_file", load)  # the shared metadata load (store/metadata.py)
     monkeypatch.setattr(media_handler, "plan_clip", plan)
     return calls
 
