@@ -116,3 +116,58 @@ async def test_bad_ingest(live_edge):
     assert resp.status == 200
     resp = await live_edge.delete("/live/probe.isml/Manifest")
     assert resp.status == 405
+
+
+CMAF = ["-f", "mp4", "-movflags", "empty_moov+separate_moof+default_base_moof+cmaf"]
+
+
+def _auth_output(url: str) -> list[str]:
+    return ["-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST", url]
+
+
+async def run_ffmpeg(args: list[str]) -> None:
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+def _split(data: bytes) -> list[bytes]:
+    """CMAF header, then one body per segment (moof + mdat)."""
+    import struct
+    parts, pos, current = [], 0, b""
+    while pos < len(data):
+        size, fourcc = struct.unpack_from(">I4s", data, pos)
+        current += data[pos : pos + size]
+        pos += size
+        if fourcc in (b"moov", b"mdat"):
+            parts.append(current)
+            current = b""
+    return parts
+
+
+async def test_per_segment_puts_and_resend(live_edge, tmp_path):
+    """DASH-IF per-segment ingest: PUT the header, then each segment, to Streams(ID); a resent segment is dropped
+    (first wins); the final mfra ends the stream and the event becomes VOD."""
+    capture = tmp_path / "v.cmfv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "3",
+                    *X264, *CMAF, str(capture)], check=True)
+    data = capture.read_bytes()
+    header, *segments = _split(data)
+    mfra = data[data.rindex(b"mfra") - 4 :]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    url = "/live/seg.isml/Streams(video.cmfv)"
+    assert (await live_edge.put(url, data=header, headers=auth)).status == 200
+    for body in segments:
+        assert (await live_edge.put(url, data=body, headers=auth)).status == 200
+    assert (await live_edge.put(url, data=segments[1], headers=auth)).status == 200  # an encoder resend
+    playlist_url = None
+    master = await (await live_edge.get("/live/seg.isml/master.m3u8")).text()
+    playlist_url = next(line for line in master.splitlines() if line.endswith(".m3u8"))
+    playlist = await (await live_edge.get("/live/seg.isml/" + playlist_url)).text()
+    assert playlist.count("#EXTINF") == len(segments) and "#EXT-X-ENDLIST" not in playlist
+    assert (await live_edge.post(url, data=mfra, headers=auth)).status == 200
+    playlist = await (await live_edge.get("/live/seg.isml/" + playlist_url)).text()
+    assert "#EXT-X-ENDLIST" in playlist
+    source = await framemd5(str(capture), "0:v:0")
+    assert await framemd5(base(live_edge, "seg") + "/master.m3u8", "0:v:0") == source
