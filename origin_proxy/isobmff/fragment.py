@@ -98,16 +98,18 @@ class MovieFragment:
 
 
 def parse_moof(moof: bytes | memoryview, extends: dict[int, TrackExtends] | None = None,
-               max_samples: int = MAX_FRAGMENT_SAMPLES) -> MovieFragment:
+               max_samples: int = MAX_FRAGMENT_SAMPLES, moof_offset: int | None = None) -> MovieFragment:
     """Parse one whole moof box (header included).
 
     Args:
         moof: the box bytes.
         extends: trex defaults by track_ID (from the header's mvex); missing = zeros.
         max_samples: cap on the samples of the whole fragment.
+        moof_offset: where the moof lies in its file (bytes), for files whose tfhd carries an absolute
+            base_data_offset (§8.8.7); None for pushed streams, where such an offset means nothing.
     Raises:
         MalformedBox: bad framing, missing mfhd/tfhd/trun, a trun larger than its box or over the cap, or a traf
-            with a base_data_offset (absolute file offsets: not meaningful for a pushed stream).
+            with a base_data_offset when `moof_offset` is None (or one that points before the moof).
     """
     buf = memoryview(moof)
     spans = list(iter_boxes(buf, 0, len(buf), ""))
@@ -122,7 +124,8 @@ def parse_moof(moof: bytes | memoryview, extends: dict[int, TrackExtends] | None
                 raise MalformedBox("moof/mfhd", "truncated")
             (sequence_number,) = struct.unpack_from(">I", buf, child.payload_offset + 4)
         elif child.fourcc == b"traf":
-            traf = _parse_traf(buf, child.payload_offset, child.end, extends or {}, max_samples - total)
+            traf = _parse_traf(buf, child.payload_offset, child.end, extends or {}, max_samples - total,
+                               moof_offset)
             total += len(traf.samples)
             trafs.append(traf)
     if sequence_number is None:
@@ -133,7 +136,7 @@ def parse_moof(moof: bytes | memoryview, extends: dict[int, TrackExtends] | None
 
 
 def _parse_traf(buf: memoryview, start: int, end: int, extends: dict[int, TrackExtends],
-                budget: int) -> TrackFragment:
+                budget: int, moof_offset: int | None) -> TrackFragment:
     path = "moof/traf"
     tfhd = None
     tfdt: int | None = None
@@ -172,11 +175,20 @@ def _parse_traf(buf: memoryview, start: int, end: int, extends: dict[int, TrackE
         raise MalformedBox(f"{path}/tfhd", "truncated")
     flags = int.from_bytes(buf[p + 1 : p + 4], "big")
     (track_id,) = struct.unpack_from(">I", buf, p + 4)
-    if flags & TFHD_BASE_DATA_OFFSET:
-        raise MalformedBox(f"{path}/tfhd", "base_data_offset (absolute offsets) in a pushed fragment")
     trex = extends.get(track_id, TrackExtends(track_id))
     defaults = [trex.default_sample_duration, trex.default_sample_size, trex.default_sample_flags]
     pos = p + 8
+    base = 0  # where trun data offsets count from, relative to the moof's first byte
+    if flags & TFHD_BASE_DATA_OFFSET:
+        if moof_offset is None:
+            raise MalformedBox(f"{path}/tfhd", "base_data_offset (absolute offsets) in a pushed fragment")
+        if pos + 8 > p + n:
+            raise MalformedBox(f"{path}/tfhd", "truncated")
+        (base_data_offset,) = struct.unpack_from(">Q", buf, pos)
+        base = base_data_offset - moof_offset
+        if base < 0:
+            raise MalformedBox(f"{path}/tfhd", f"base_data_offset {base_data_offset} lies before the moof")
+        pos += 8
     if flags & TFHD_SAMPLE_DESCRIPTION_INDEX:
         pos += 4
     for bit, slot in ((TFHD_DEFAULT_SAMPLE_DURATION, 0), (TFHD_DEFAULT_SAMPLE_SIZE, 1),
@@ -192,7 +204,7 @@ def _parse_traf(buf: memoryview, start: int, end: int, extends: dict[int, TrackE
     for p, n in runs:
         samples, offset = _parse_trun(buf, p, n, defaults, budget)
         budget -= len(samples)
-        run_start = offset if offset is not None else expected_next if expected_next is not None else 0
+        run_start = base + offset if offset is not None else expected_next if expected_next is not None else base
         if data_offset is None:
             data_offset = run_start
         elif run_start != expected_next:
