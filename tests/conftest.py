@@ -26,7 +26,7 @@ from origin_proxy.server.app import make_app
 
 # Session-scoped generated movies (movie_10min_moov_end, movie_60s, movie_large) for every module, and the
 # serve_process factory (a real `origin_proxy serve` subprocess, tests/serve_process.py).
-pytest_plugins = ["media_fixtures", "serve_process"]
+pytest_plugins = ["media_fixtures", "serve_process", "live_captures"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MEDIA_ROOT = REPO_ROOT.parent / "shared" / "media"

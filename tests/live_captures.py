@@ -1,4 +1,7 @@
-"""Ingest captures made with ffmpeg once per session: what `-f ismv` and `-f mp4 -movflags cmaf` push."""
+"""Ingest captures made with ffmpeg once per session: what `-f ismv` and `-f mp4 -movflags cmaf` push.
+
+Fixtures smooth_capture and cmaf_capture (a plugin named in tests/conftest.py, so no conftest.py shadows the root one).
+"""
 
 from __future__ import annotations
 
