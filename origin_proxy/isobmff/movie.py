@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..errors import FragmentedMedia, MalformedBox, UnsupportedMedia
 from .boxes.ctts import parse_ctts

@@ -4,12 +4,8 @@ ffmpeg while live and after end of stream, archive files decoded, bad ingest ref
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import subprocess
-from pathlib import Path
 
-import aiohttp
 import pytest
 
 TOKEN = "s3cret"

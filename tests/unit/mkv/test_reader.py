@@ -5,7 +5,6 @@ crash or hang."""
 from __future__ import annotations
 
 import random
-import subprocess
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -3,7 +3,6 @@ as a looping input would be: the output decodes, every GOP starts with a key fra
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
