@@ -19,7 +19,7 @@ recognises one calls `set_route(request, label)`, and server/observe.py counts t
 | cmaf_segment      | <media>/cmaf1/<rep>/<n>.m4s                                      | server/packaging.py           |
 | smooth_manifest   | <media>/Manifest                                                 | server/packaging.py           |
 | smooth_fragment   | <media>/QualityLevels(<bitrate>)/Fragments(<stream>=<t>)         | server/packaging.py           |
-| live_*            | any method under a `live` rule (live_ingest, live_manifest, live_segment ...) | server/live.py |
+| live_*            | any method under a `live` rule (live_ingest, live_manifest, live_segment ...) | server/live.py, live_ingest.py, live_egress.py |
 | relay_*           | any method under a `relay` rule (relay_publish, relay_view ...)  | server/relay.py             |
 | other             | anything else (unmapped methods, errors before a handler chose)  | -                           |
 
