@@ -320,6 +320,28 @@ class RedisSettings(_Frozen):
         return value
 
 
+class CorsSettings(_Frozen):
+    """CORS for GET/HEAD/OPTIONS of media and manifests (server/cors.py; docs/edges.md "CORS").
+
+    `cors: off` (or `enabled: false`) sends no CORS header and leaves OPTIONS to the handlers (405 on media).
+    `allow_origins`: "*" (the default: the same answer for every page, so shared caches need no Vary), or a list
+    of origins ("https://player.example.com"), answered with the matching origin and `Vary: Origin`.
+    `max_age_s`: how long a browser may reuse a preflight answer.
+    """
+
+    enabled: bool = True
+    allow_origins: Literal["*"] | tuple[str, ...] = "*"
+    max_age_s: int = Field(86400, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        # `cors: off` is YAML false: CORS disabled.
+        if value is False or value == "off":
+            return {"enabled": False}
+        return value
+
+
 class ServiceConfig(_Frozen):
     """The service config file. Every field has a default, so an empty file is valid.
 
@@ -345,11 +367,17 @@ class ServiceConfig(_Frozen):
     limits: LimitsSettings = LimitsSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     redis: RedisSettings = RedisSettings()
+    cors: CorsSettings = CorsSettings()
+    # Freshness lifetimes (docs/edges.md "Freshness"). Files and clips: one object per URL with a strong ETag;
+    # a replaced source reaches viewers when this expires (caches revalidate with If-None-Match and get the new
+    # ETag), and Range requests carry If-Range, so pieces of two versions are never joined.
     cache_control: str = "public, max-age=86400"
-    # Fragment-on-demand: a segment URL names one format version of one source version, so it never changes;
-    # VOD manifests neither, but they are what a client fetches first, so they live shorter.
+    # Fragment-on-demand: an init/segment/fragment URL names the source version (package/urls.py version token),
+    # so its bytes never change: immutable. The same resources under an unversioned URL get the manifests'.
     cache_control_segments: str = "public, max-age=31536000, immutable"
-    cache_control_manifests: str = "public, max-age=86400"
+    # VOD manifests name the version the segments come from: short-lived so a replaced source reaches players
+    # (and the old version's segment URLs, answered 410, stop being handed out) within this many seconds.
+    cache_control_manifests: str = "public, max-age=10"
     default_mode: Literal["exact", "keyframe"] = "exact"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

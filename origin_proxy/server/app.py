@@ -11,6 +11,7 @@ from aiohttp import web
 from ..config import AppConfig
 from ..errors import MethodNotAllowed
 from ..store.source.upstream import client_timeout
+from .cors import install_cors
 from .errors import error_middleware
 from .observe import handle_metrics, metrics_middleware
 from .state import EDGE_STATE, EdgeState, l2_cache_ctx
@@ -46,6 +47,7 @@ def make_app(config: AppConfig) -> web.Application:
     """
     app = web.Application(middlewares=[metrics_middleware, error_middleware])
     app[EDGE_STATE] = EdgeState.from_config(config)
+    install_cors(app, config.service.cors)  # preflights and Access-Control-* headers (server/cors.py)
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(l2_cache_ctx)
     app[RELAY_HUB] = RelayHub()  # live relay feeds (server/relay.py)
