@@ -283,6 +283,10 @@ class ListenSettings(_Frozen):
 class CacheSettings(_Frozen):
     metadata_ttl_s: float = Field(300.0, gt=0)  # seconds a parsed moov stays cached
     max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # memory bound of the metadata cache, in bytes
+    # generated heads (clip moov, init segments, fragment heads; store/heads.py), shared by every response
+    head_max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # memory bound of the head cache, in bytes
+    head_ttl_s: float = Field(300.0, gt=0)  # seconds a built head stays cached
+    build_threads: int = Field(2, ge=0, le=64)  # threads that build heads off the event loop; 0 = on the loop
 
 
 class LimitsSettings(_Frozen):
@@ -356,6 +360,8 @@ class ServiceConfig(_Frozen):
     shutdown_timeout_s: float = Field(30.0, gt=0)  # seconds in-flight responses may take to finish on SIGTERM
     keepalive_timeout_s: float = Field(75.0, gt=0)  # an idle keep-alive connection is closed after this long
     access_log: Literal["off", "plain", "json"] = "plain"
+    # largest generated slice written at once, and each connection's transport high-water mark (server/body.py)
+    write_slice_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
 
     @field_validator("access_log", mode="before")
     @classmethod

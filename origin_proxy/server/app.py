@@ -27,13 +27,19 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n", headers={"X-Origin-Proxy-Pid": str(os.getpid())})
 
 
+UPSTREAM_READ_BUFSIZE = 64 * 1024
+
+
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     """One ClientSession for every upstream read while the app runs (cleanup_ctx)."""
     state = app[EDGE_STATE]
     settings = state.config.service.upstream
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=settings.connections_per_host)
     timeout = client_timeout(settings.connect_timeout_s, settings.read_timeout_s)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+    # read_bufsize bounds each response's read-ahead (aiohttp pauses the socket at twice it): a stopped reader
+    # stops its upstream read after ~128 KiB.
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
+                                     read_bufsize=UPSTREAM_READ_BUFSIZE) as session:
         state.session = session
         yield
         state.session = None

@@ -2,7 +2,8 @@
 resource of it (`movie.mp4/master.m3u8` ..., handed to server/packaging.py, DESIGN.md §5), or of a multi-bitrate set
 (`set.ism/master.m3u8` ..., server/packaging_set.py).
 
-Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile) -> served by
+Flow: remap -> open the source -> a Plan (the whole file, or plan_clip over the cached MovieFile, built once per
+source version and clip in the head cache, store/heads.py) -> served by
 server/respond.py (conditionals, ranges, HEAD, streaming; shared with the packaging handler).
 """
 
@@ -18,6 +19,7 @@ from ..plan import Plan, SourceRange
 from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
+from ..store.catalog import HeadKey, SourceVersion
 from ..store.source import Source
 from .packaging import handle_package
 from .packaging_set import handle_set
@@ -53,7 +55,10 @@ async def handle_media(request: web.Request) -> web.StreamResponse:
             parts = (SourceRange(0, source.size_bytes),) if source.size_bytes else ()
             plan = Plan(parts, content_type=content_type)
         else:
-            plan = plan_clip(await cached_movie_file(ref, state, source), clip, content_type)
+            movie_file = await cached_movie_file(ref, state, source)
+            key = HeadKey(SourceVersion(source.identity, source.validator), "clip",
+                          f"{clip.normalized()}\0{content_type}")
+            plan = await state.heads.plan(key, lambda: plan_clip(movie_file, clip, content_type))
         return Planned(plan, clip.normalized() if clip else "",
                        ref.rule.cache_control or state.config.service.cache_control)
 

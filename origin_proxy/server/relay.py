@@ -26,6 +26,7 @@ from ..errors import Forbidden, MalformedIngest, MethodNotAllowed, NotFound, Ups
 from ..relay.hub import Feed, RelayHub, RelayPolicy
 from ..relay.pull import pull_feed
 from ..remap import SourceRef
+from .body import BodyWriter
 from .state import EDGE_STATE
 
 log = logging.getLogger("origin_proxy.relay")
@@ -162,7 +163,7 @@ async def _view(request: web.Request, hub: RelayHub, prefix: str, name: str,
     viewer = feed.add_viewer()
     try:
         await response.prepare(request)
-        clean = await viewer.run(response.write)
+        clean = await viewer.run(BodyWriter(request, response, VIEWER_SNDBUF).write_bytes)  # the one body writer
     except (ConnectionError, asyncio.CancelledError) as exc:
         feed.remove_viewer(viewer)
         if isinstance(exc, asyncio.CancelledError) and not viewer.disconnected:

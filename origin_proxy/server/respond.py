@@ -8,8 +8,11 @@ A SourceChanged before the headers go out (the upstream object changed between o
 settles again, once. To make that window cover the first body bytes too, the first upstream bytes are fetched
 before prepare(): the first chunk of a large range, or the whole first run of small ranges. After prepare() any
 failure aborts the connection (server/errors.py).
-Body bytes: generated parts are written as they are. A SourceRange of SMALL_RANGE_BYTES or more is sent with
-`loop.sendfile` (local) or streamed in 256 KiB chunks with `await resp.write()` for backpressure (upstream).
+Body bytes go through the one writer (server/body.py): generated parts as zero-copy slices with a drain between
+them (the heads of clips and segments are shared, from the head cache, store/heads.py); a SourceRange of
+SMALL_RANGE_BYTES or more with `loop.sendfile` (local) or streamed in chunks of at most 256 KiB (upstream, each
+chunk dropped once written; a slow client stops the upstream read through aiohttp's bounded read-ahead). A
+prefetched chunk is released as soon as it is written.
 Consecutive smaller ranges (a fragment's sample runs, interleaved with other tracks' samples in the file) are
 gathered in runs of at most SMALL_RUN_BYTES and written at once: read with exact preads in one thread hop (local),
 or with a few Range GETs in flight at a time (upstream, `UpstreamSource.read_ranges`), never reading the gaps.
@@ -18,7 +21,6 @@ A run is written only when all of it arrived, so a failure inside it never leave
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,14 +29,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..errors import SourceChanged, UpstreamError
+from ..errors import SourceChanged
 from ..plan import Part, Plan, SourceRange, materialize, part_size
 from ..remap import SourceRef
 from ..store.source import Source
 from ..store.source.local import LocalSource
+from .body import BodyWriter, note_connection_lost
 from .errors import STARTED_RESPONSE
 from .http_semantics import http_date, if_range_allows, multipart_body, not_modified, parse_range, strong_etag
-from .state import EdgeState
+from .state import EDGE_STATE, EdgeState
 
 log = logging.getLogger("origin_proxy.server")
 
@@ -68,7 +71,7 @@ class _Prefetched:
 
     start: int
     stop: int
-    first: bytes  # the first chunk of one large range, or the whole of a run of small ranges
+    first: bytes | None  # the first chunk of one large range, or a whole run of small ranges; None once written
     rest: AsyncIterator[bytes] | None  # the large range's remaining chunks; None when `first` is all of it
 
 
@@ -110,6 +113,7 @@ async def serve_plan(request: web.Request, state: EdgeState, ref: SourceRef, bui
             if settled.body is not None:
                 await _write_body(request, settled)
         except ConnectionError as exc:  # the client went away; nothing to answer
+            note_connection_lost(request)
             log.info("%s %s: client connection lost: %r", request.method, request.path_qs, exc)
             return settled.response
         await settled.response.write_eof()
@@ -184,42 +188,31 @@ def _small_run(body: list[Part], start: int) -> tuple[list[tuple[int, int]], int
 
 async def _write_body(request: web.Request, settled: _Settled) -> None:
     response, source, body, prefetched = settled.response, settled.source, settled.body, settled.prefetched
+    settled.prefetched = None
+    writer = BodyWriter(request, response, request.app[EDGE_STATE].config.service.write_slice_bytes)
     index = 0
     while index < len(body):
         part = body[index]
         if prefetched is not None and index == prefetched.start:
-            await response.write(prefetched.first)
+            first, prefetched.first = prefetched.first, None
+            await writer.write_chunk(first)
+            del first  # released now, not when the body ends
             if prefetched.rest is not None:
                 async for chunk in prefetched.rest:
-                    await response.write(chunk)
+                    await writer.write_chunk(chunk)
+                    del chunk
             index = prefetched.stop
         elif not isinstance(part, SourceRange):
-            await response.write(materialize(part))
+            await writer.write_bytes(materialize(part))
             index += 1
         elif part.size < SMALL_RANGE_BYTES:
             run, index = _small_run(body, index)
-            await response.write(await source.read_ranges(run))
+            await writer.write_chunk(await source.read_ranges(run))
         elif isinstance(source, LocalSource):
-            await _send_file_range(request, response, source, part)
+            await writer.sendfile(source.file, part.offset, part.size)
             index += 1
         else:
             async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
-                await response.write(chunk)
+                await writer.write_chunk(chunk)
+                del chunk
             index += 1
-
-
-async def _send_file_range(request: web.Request, response: web.StreamResponse, source: LocalSource,
-                           part: SourceRange) -> None:
-    """Zero-copy `loop.sendfile` of a file range after the bytes already written (headers, multipart heads);
-    chunked reads where the transport cannot (asyncio falls back by itself for SSL; NotImplementedError else)."""
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        raise ConnectionResetError("client connection closed")
-    try:
-        sent_bytes = await asyncio.get_running_loop().sendfile(transport, source.file, part.offset, part.size)
-    except NotImplementedError:
-        async for chunk in source.stream(part.offset, part.size, CHUNK_BYTES):
-            await response.write(chunk)
-        return
-    if sent_bytes != part.size:
-        raise UpstreamError("file ended early", path=source.path, offset=part.offset + sent_bytes)

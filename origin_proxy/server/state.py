@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from ..store.cache import MetadataCache
+from ..store.heads import HeadCache
 from ..config import AppConfig
 from ..store.moov import MediaLimits
 from ..store.redis_cache import RedisMoovCache
@@ -28,6 +29,7 @@ class EdgeState:
     session: aiohttp.ClientSession | None = field(default=None)
     l2: RedisMoovCache | None = field(default=None)  # shared moov cache when service.redis.url is set
     upstream_versions: UpstreamVersions | None = field(default=None)  # None when upstream.version_ttl_s is 0
+    heads: HeadCache = field(default_factory=lambda: HeadCache(64 * 1024 * 1024, 300.0, 0))  # store/heads.py
 
     @classmethod
     def from_config(cls, config: AppConfig) -> EdgeState:
@@ -36,6 +38,7 @@ class EdgeState:
             config=config,
             remap=RemapTable(config.remap.remap),
             cache=MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s),
+            heads=HeadCache(service.cache.head_max_bytes, service.cache.head_ttl_s, service.cache.build_threads),
             limits=service.limits.media_limits(),
             l2=_l2_cache(config),
             upstream_versions=UpstreamVersions(service.upstream.version_ttl_s) if service.upstream.version_ttl_s
@@ -77,6 +80,7 @@ EDGE_STATE = web.AppKey("edge_state", EdgeState)
 async def l2_cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: close the Redis connections of the L2 cache (if any) when the app stops."""
     yield
+    app[EDGE_STATE].heads.close()
     l2 = app[EDGE_STATE].l2
     if l2 is not None:
         await l2.aclose()

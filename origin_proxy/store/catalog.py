@@ -9,6 +9,11 @@ nobody builds ad-hoc tuples. Plain values, no I/O.
 | SmoothKey(presentation)      | package.smooth.SmoothPresentation       | smooth_presentation                    |
 | ManifestKey(presentation, k) | server.packaging.Rendered (bytes)         | HLS master, MPD, Smooth client manifest|
 
+The head cache (store/heads.py) holds frozen Plans by `HeadKey(version, kind, params)`: kind "clip" (version: the
+file's SourceVersion; params: the normalized `?start=&end=` and the content type), "init" and "segment" (version:
+the Presentation; params: representation id [and segment index]), "fragment" (the Presentation; params: the
+Smooth StreamIndex name, bitrate and start time).
+
 A `SourceVersion` is one version of one object (its identity and validator, as the source reported them); a
 `Presentation` names what a set of manifests is built from: one file, or a `.ism` and the validators of its
 members, cut at `target_s` seconds. A new validator is a new key: stale entries age out by LRU/TTL.
@@ -63,6 +68,13 @@ class SmoothKey:
 class ManifestKey:
     presentation: Presentation
     kind: Literal["master", "mpd", "smooth"]
+
+
+@dataclass(frozen=True)
+class HeadKey:
+    version: SourceVersion | Presentation
+    kind: Literal["clip", "init", "segment", "fragment"]
+    params: str
 
 
 CacheKey = MovieKey | IsmKey | PackagingKey | SmoothKey | ManifestKey

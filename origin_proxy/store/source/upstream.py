@@ -7,7 +7,7 @@ read can guard). Every later read is a Range GET carrying that ETag (or Last-Mod
 date) in `If-Range` and in `If-Match` (or `If-Unmodified-Since`), so a changed object answers 200 (the whole new
 representation) or 412 instead of 206; we never splice two versions: 200, 412 or 416 raise SourceChanged, and so
 does a 206 naming another ETag (or Last-Modified) than the opened one (an upstream that ignores conditionals).
-Bodies are read in bounded chunks. Many small ranges (a CMAF fragment's sample runs) are read by `read_ranges`
+Bodies are read in bounded chunks, each the bytes aiohttp's reader had (no re-buffering copy). Many small ranges (a CMAF fragment's sample runs) are read by `read_ranges`
 with a few Range GETs in flight at once, each guarded as above.
 
 Error mapping: 404/410 -> NotFound; refused, reset, 5xx, a wrong Content-Range, a short body -> UpstreamError (502);
@@ -232,7 +232,7 @@ class UpstreamSource:
         return b"".join(pieces)
 
     async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
-        """offset..offset+size-1 (clipped to the object) in chunks of chunk_bytes (the last may be shorter).
+        """offset..offset+size-1 (clipped to the object) in chunks of at most chunk_bytes (as they arrive).
 
         Raises:
             SourceChanged: the upstream's validator no longer matches (200 instead of 206, 412, 416).
@@ -263,19 +263,19 @@ class UpstreamSource:
             if not self._same_version(resp.headers):  # an upstream that ignored If-Match and If-Range
                 raise SourceChanged("upstream object changed while being served", url=url,
                                     etag=resp.headers.get("ETag"), last_modified=resp.headers.get("Last-Modified"))
+            # Each chunk is what aiohttp's reader holds (up to chunk_bytes), yielded as is: no second copy. The
+            # reader buffers at most about twice the session's read_bufsize, then stops reading the socket, so a
+            # consumer that stops taking chunks stops the upstream transfer (TCP flow control).
             remaining = size
-            buffer = bytearray()
             while remaining:
                 with _client_errors(url):
-                    data = await resp.content.read(min(chunk_bytes - len(buffer), remaining))
+                    data = await resp.content.read(min(chunk_bytes, remaining))
                 if not data:
                     raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
                 UPSTREAM_OBSERVER.body_bytes(len(data))
-                buffer += data
                 remaining -= len(data)
-                if len(buffer) >= chunk_bytes or not remaining:
-                    yield bytes(buffer)
-                    buffer.clear()
+                yield data
+                del data
 
 
 @contextmanager
