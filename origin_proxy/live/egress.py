@@ -19,22 +19,21 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..isobmff.boxes.mfhd import build_mfhd
+from ..isobmff.boxes.tfdt import build_tfdt
+from ..isobmff.boxes.tfhd import build_tfhd
+from ..isobmff.boxes.tfxd import build_tfxd
+from ..isobmff.boxes.trun import TRUN_SAMPLE, build_trun, trun_size
 from ..isobmff.build import box
 from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, sample_entry_boxes
-from ..isobmff.fragment import TFXD_UUID, TrackFragment, parse_moof
+from ..isobmff.fragment import TrackFragment, parse_moof
 from ..manifest.model import (Live, Period, Presentation, Rendition, SegmentTimeline, SmoothQualityLevel,
                               SmoothStreamIndex, TimelineRun, UrlTemplates)
 from ..package.tracks import language_tag
 from .ingest import IngestTrack
 
 SMOOTH_TIMESCALE = 10_000_000
-TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
-TRUN_ALL = 0x000001 | 0x000100 | 0x000200 | 0x000400 | 0x000800
 STYP = box(b"styp", b"cmfs" + struct.pack(">I", 0) + b"cmfsmsdhmsix")
-
-
-def _full(fourcc: bytes, version: int, flags: int, payload: bytes) -> bytes:
-    return box(fourcc, struct.pack(">I", (version << 24) | flags) + payload)
 
 
 def egress_span(time: int, duration: int) -> tuple[int, int]:
@@ -85,20 +84,18 @@ def segment(fragment: bytes, track_id: int, time: int, number: int, *, scale: tu
         cto = samples["composition_offset"].astype(np.int64) * to // frm
     else:
         cto = samples["composition_offset"].astype(np.int64)
-    records = np.empty(len(samples), dtype=[("d", ">u4"), ("s", ">u4"), ("f", ">u4"), ("c", ">i4")])
-    records["d"] = durations
-    records["s"] = samples["size"]
-    records["f"] = samples["flags"]
-    records["c"] = cto
+    records = np.empty(len(samples), dtype=TRUN_SAMPLE)
+    records["duration"] = durations
+    records["size"] = samples["size"]
+    records["flags"] = samples["flags"]
+    records["composition_offset"] = cto
     payload = bytes(fragment[traf.data_offset : traf.data_offset + traf.data_bytes])
-    total = int(durations.sum())
-    mfhd = _full(b"mfhd", 0, 0, struct.pack(">I", number & 0xFFFFFFFF))
-    tfhd = _full(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
-    tfdt = _full(b"tfdt", 1, 0, struct.pack(">Q", time))
-    tfxd = box(b"uuid", TFXD_UUID + struct.pack(">IQQ", 1 << 24, time, total)) if smooth else b""
-    trun_size = 8 + 4 + 8 + records.nbytes
-    moof_size = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size + len(tfxd)
-    trun = _full(b"trun", 1, TRUN_ALL, struct.pack(">Ii", len(samples), moof_size + 8) + records.tobytes())
+    mfhd = build_mfhd(number & 0xFFFFFFFF)
+    tfhd = build_tfhd(track_id)
+    tfdt = build_tfdt(time)
+    tfxd = build_tfxd(time, int(durations.sum())) if smooth else b""
+    moof_size = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size(len(records)) + len(tfxd)
+    trun = build_trun(records, moof_size + 8)  # default-base-is-moof: the data starts after moof and mdat header
     moof = box(b"moof", mfhd + box(b"traf", tfhd + tfdt + trun + tfxd))
     assert len(moof) == moof_size
     return (b"" if smooth else STYP) + moof + box(b"mdat", payload)
