@@ -3,7 +3,8 @@
 Every request is counted by route (the labels of server/routes.py: media_passthrough, media_clip, hls_master,
 cmaf_segment, smooth_fragment, ..., live_*, relay_*, other) and status, and timed until its handler returns, which
 for a streamed body is after the last byte went to the socket.
-The L1 metadata cache reports its own hits/misses/loads through a collector read at scrape time.
+The L1 metadata cache and the head cache (store/heads.py: hits, misses, builds, entries, bytes) report through a
+collector read at scrape time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import metrics
 from ..store.source.upstream import UpstreamObserver, set_upstream_observer
+from .body import BODY_BYTES, count_body_bytes
 from .routes import route_label
 from .state import EDGE_STATE, EdgeState
 
@@ -43,6 +45,7 @@ set_upstream_observer(PrometheusUpstreamObserver())  # the edge counts what its 
 async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Outermost middleware: counts and times every answer, errors mapped further in included."""
     started = time.perf_counter()
+    count_body_bytes(request)  # for the access log: body bytes sent (server/body.py)
     status = 500
     metrics.HTTP_IN_FLIGHT.inc()
     try:
@@ -79,6 +82,17 @@ class CacheCollector:
         family = GaugeMetricFamily("origin_proxy_l1_cache_bytes", "L1 metadata cache: bytes held.", labels=labels)
         family.add_metric(values, cache.current_bytes)
         yield family
+        heads = self._state.heads
+        for name, doc, value in (("hits", "lookups answered from the cache", heads.hits),
+                                 ("misses", "lookups that waited for a build", heads.misses),
+                                 ("builds", "head builds started (single-flight)", heads.builds)):
+            family = CounterMetricFamily(f"origin_proxy_head_cache_{name}", f"Head cache: {doc}.", labels=labels)
+            family.add_metric(values, value)
+            yield family
+        for name, doc, value in (("entries", "heads held", len(heads)), ("bytes", "bytes held", heads.current_bytes)):
+            family = GaugeMetricFamily(f"origin_proxy_head_cache_{name}", f"Head cache: {doc}.", labels=labels)
+            family.add_metric(values, value)
+            yield family
         l2 = self._state.l2
         if l2 is None:
             return
@@ -101,18 +115,27 @@ async def handle_metrics(request: web.Request) -> web.Response:
 
 
 class JsonAccessLogger(AbstractAccessLogger):
-    """One JSON object per request: method, path (with query), status, bytes (sent, headers included, as
-    aiohttp's `%b`), duration_ms, remote."""
+    """One JSON object per request: method, path (with query), status, bytes, duration_ms, remote.
+
+    `bytes` is the body bytes sent, headers not included (like nginx's $body_bytes_sent): whole bodies, ranges and
+    multipart bodies as written, sendfile'd bytes included; for a response the client aborted, what was handed to
+    the socket minus what our transport still held (bytes already in the kernel's send buffer count as sent).
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(json.dumps({
             "method": request.method,
             "path": request.path_qs,
             "status": response.status,
-            "bytes": response.body_length,
+            "bytes": _body_bytes(request, response),
             "duration_ms": round(time * 1000, 3),
             "remote": request.remote,
         }, separators=(",", ":")))
+
+
+def _body_bytes(request: web.BaseRequest, response: web.StreamResponse) -> int:
+    counter = request.get(BODY_BYTES)
+    return counter.sent if counter is not None else response.body_length
 
 
 def configure_access_log(mode: str) -> dict:
