@@ -15,6 +15,7 @@ OriginError                      message is safe to show a client
 ├── UpstreamError                upstream refused, reset, 5xx, or sent something else than asked
 │   ├── UpstreamTimeout
 │   └── SourceChanged            the upstream validator changed between metadata and body reads
+│       └── VersionGone          a versioned segment URL names a version the source no longer has (410)
 ├── MethodNotAllowed             a method the resource does not take (viewers never write)
 ├── Conflict                     the resource is busy (a second publisher of one relay feed)
 └── IngestError                  what an encoder or publisher pushed cannot be accepted (live/, relay/)
@@ -99,6 +100,12 @@ class UpstreamTimeout(UpstreamError):
 
 class SourceChanged(UpstreamError):
     pass
+
+
+class VersionGone(SourceChanged):
+    """An init/segment/fragment URL whose version token (package/urls.py) is not the source's current one: the
+    file was replaced after the manifest was made. Answered 410 with `Cache-Control: no-store` (a node that has
+    not seen the new version yet must not make a cache keep the 410); reopened once first, like SourceChanged."""
 
 
 class MethodNotAllowed(OriginError):

@@ -29,11 +29,11 @@ def _chunks(parent: ET.Element, stream: SmoothStreamIndex) -> None:
         previous_end = start + duration
 
 
-def _stream_index(parent: ET.Element, stream: SmoothStreamIndex) -> None:
+def _stream_index(parent: ET.Element, stream: SmoothStreamIndex, url_prefix: str = "") -> None:
     chunks = stream.timeline.count
     attributes = {"Type": stream.kind, "Name": stream.name,
                   "Chunks": str(chunks), "QualityLevels": str(len(stream.levels)),
-                  "Url": f"QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})"}
+                  "Url": f"{url_prefix}QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})"}
     if stream.is_video:
         attributes.update(MaxWidth=str(max((q.width for q in stream.levels), default=0)),
                           MaxHeight=str(max((q.height for q in stream.levels), default=0)),
@@ -54,9 +54,10 @@ def _stream_index(parent: ET.Element, stream: SmoothStreamIndex) -> None:
 
 
 def client_manifest(streams: tuple[SmoothStreamIndex, ...] | list[SmoothStreamIndex], live: Live | None = None,
-                    timescale: int = TIMESCALE) -> str:
+                    timescale: int = TIMESCALE, url_prefix: str = "") -> str:
     """The client manifest of `streams` (timelines in `timescale` ticks), as an XML document string; live form
-    when `live` is given and not ended (DVRWindowLength = live.time_shift_buffer_depth_s in ticks)."""
+    when `live` is given and not ended (DVRWindowLength = live.time_shift_buffer_depth_s in ticks). `url_prefix`
+    goes before each StreamIndex@Url (VOD: "<version>/", package/urls.py)."""
     is_live = live is not None and not live.ended
     attributes = {"MajorVersion": "2", "MinorVersion": "2", "TimeScale": str(timescale)}
     if is_live:
@@ -66,6 +67,6 @@ def client_manifest(streams: tuple[SmoothStreamIndex, ...] | list[SmoothStreamIn
         attributes["Duration"] = str(max((s.timeline.end_ticks for s in streams if s.timeline.runs), default=0))
     root = ET.Element("SmoothStreamingMedia", attributes)
     for stream in streams:
-        _stream_index(root, stream)
+        _stream_index(root, stream, url_prefix)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

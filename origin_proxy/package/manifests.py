@@ -4,13 +4,16 @@ The writers live in manifest/ (shared with live); this module only says what a p
 terms: a Rendition whose SegmentTimeline has the segments' presentation starts (frames before time 0, decoded but
 never shown, not counted: the first start is clamped to 0) and durations up to the next start (the last to the
 track end), in the track's timescale, numbered from 1; one Period "0" at 0; no live state.
+Init and media segment URIs carry the presentation's version token when one is given (package/urls.py
+`version_token`: `cmaf1/v1/<version>/3.m4s`), so the manifest, short-lived, is what points players at one version.
 """
 
 from __future__ import annotations
 
 from ..manifest import dash, hls
-from ..manifest.model import Period, Presentation, Rendition, SegmentTimeline
+from ..manifest.model import Period, Presentation, Rendition, SegmentTimeline, UrlTemplates
 from .tracks import Packaging, PackagedTrack
+from .urls import versioned
 
 
 def segment_timeline(track: PackagedTrack) -> SegmentTimeline:
@@ -34,22 +37,37 @@ def rendition(track: PackagedTrack) -> Rendition:
         sample_rate_hz=info.sample_rate_hz, channel_count=info.channel_count)
 
 
-def vod_presentation(tracks: list[PackagedTrack], packaging: Packaging | None = None) -> Presentation:
-    """One Period of `tracks` (those the protocol carries); the duration is the whole packaging's latest end."""
-    return Presentation(periods=(Period("0", 0, tuple(rendition(t) for t in tracks)),),
+def url_templates(version: str | None) -> UrlTemplates:
+    """The resource URIs of a VOD Period: init and media segments under `<version>/` (None: unversioned)."""
+    plain = UrlTemplates()
+    if version is None:
+        return plain
+    return UrlTemplates(media_playlist=plain.media_playlist,
+                        initialization=versioned(plain.initialization, version), media=versioned(plain.media, version),
+                        hls_initialization=versioned(plain.hls_initialization, version),
+                        hls_media=versioned(plain.hls_media, version))
+
+
+def vod_presentation(tracks: list[PackagedTrack], packaging: Packaging | None = None,
+                     version: str | None = None) -> Presentation:
+    """One Period of `tracks` (those the protocol carries); the duration is the whole packaging's latest end;
+    segment URIs under `version` (package/urls.py version_token) when given."""
+    return Presentation(periods=(Period("0", 0, tuple(rendition(t) for t in tracks), url_templates(version)),),
                         duration_s=packaging.duration_s() if packaging is not None else None)
 
 
 def master_playlist(tracks: list[PackagedTrack]) -> str:
-    """The HLS master playlist (RFC 8216 §4.3.4) of the tracks HLS carries, in file order."""
+    """The HLS master playlist (RFC 8216 §4.3.4) of the tracks HLS carries, in file order (its media playlist
+    URIs are unversioned: they are manifests)."""
     return hls.master_playlist(vod_presentation(tracks))
 
 
-def media_playlist(track: PackagedTrack) -> str:
-    """The VOD media playlist (RFC 8216 §4.3.3) of one track; URIs relative to `base/cmaf1/<rep>/`."""
-    return hls.media_playlist(vod_presentation([track]), track.representation_id)
+def media_playlist(track: PackagedTrack, version: str | None = None) -> str:
+    """The VOD media playlist (RFC 8216 §4.3.3) of one track; URIs relative to `base/cmaf1/<rep>/`
+    (`<version>/init.mp4`, `<version>/1.m4s` ... when `version` is given)."""
+    return hls.media_playlist(vod_presentation([track], version=version), track.representation_id)
 
 
-def mpd(packaging: Packaging, tracks: list[PackagedTrack]) -> str:
-    """The static MPD (ISO/IEC 23009-1 §5.3.1) of `tracks` (those DASH carries)."""
-    return dash.mpd(vod_presentation(tracks, packaging))
+def mpd(packaging: Packaging, tracks: list[PackagedTrack], version: str | None = None) -> str:
+    """The static MPD (ISO/IEC 23009-1 §5.3.1) of `tracks` (those DASH carries); segment URIs under `version`."""
+    return dash.mpd(vod_presentation(tracks, packaging, version))

@@ -261,10 +261,12 @@ def stream_index(stream: SmoothStream) -> SmoothStreamIndex:
                              display_height=shown[1])
 
 
-def client_manifest(streams: tuple[SmoothStream, ...] | list[SmoothStream]) -> str:
+def client_manifest(streams: tuple[SmoothStream, ...] | list[SmoothStream], version: str | None = None) -> str:
     """The MS-SSTR client manifest (§2.2.2.1 SmoothStreamingMedia: MajorVersion 2, MinorVersion 2, TimeScale
-    10 000 000, Duration the latest stream end) of `streams`, as an XML document string (manifest/smooth.py)."""
-    return manifest_smooth.client_manifest([stream_index(s) for s in streams], timescale=TIMESCALE)
+    10 000 000, Duration the latest stream end) of `streams`, as an XML document string (manifest/smooth.py);
+    fragment URLs under `<version>/` when given (package/urls.py)."""
+    return manifest_smooth.client_manifest([stream_index(s) for s in streams], timescale=TIMESCALE,
+                                           url_prefix=f"{version}/" if version else "")
 
 
 def smooth_fragment(stream: SmoothStream, level: QualityLevel, index: int) -> tuple[bytes, list[SourceRange]]:

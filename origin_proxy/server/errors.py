@@ -38,6 +38,7 @@ from ..errors import (
     UnsupportedMedia,
     UpstreamError,
     UpstreamTimeout,
+    VersionGone,
 )
 
 log = logging.getLogger("origin_proxy.server")
@@ -53,6 +54,7 @@ STATUS_BY_ERROR: dict[type[OriginError], int] = {
     UnpackageableMedia: 415,
     UpstreamError: 502,
     SourceChanged: 502,
+    VersionGone: 410,
     UpstreamTimeout: 504,
     MethodNotAllowed: 405,
     Conflict: 409,
@@ -92,6 +94,8 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             headers["Content-Range"] = f"bytes */{exc.complete_length}"
         elif isinstance(exc, MethodNotAllowed):
             headers["Allow"] = ", ".join(exc.allowed)
+        elif isinstance(exc, VersionGone):
+            headers["Cache-Control"] = "no-store"
         return web.Response(status=status, text=exc.message.splitlines()[0] + "\n", headers=headers)
     except Exception:
         started = _abort_if_started(request)

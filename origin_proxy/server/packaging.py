@@ -21,7 +21,7 @@ from ..errors import NotFound
 from ..package import manifests, smooth
 from ..package.cmaf import cmaf_fragment, cmaf_header
 from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, package_movie
-from ..package.urls import FORMAT_TOKEN, PackageResource
+from ..package.urls import FORMAT_TOKEN, PackageResource, version_token
 from ..plan import Plan
 from ..remap import SourceRef
 from ..store.catalog import ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
@@ -61,6 +61,8 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
     service = state.config.service
 
     async def build(source: Source) -> Planned:
+        version = version_token((source.validator,), target_s)
+        resource.check_version(version)  # VersionGone (410): the URL names a replaced file
         movie_file = await cached_movie_file(media_ref, state, source)
         presentation = Presentation(SourceVersion(source.identity, source.validator), target_s)
 
@@ -71,51 +73,54 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
         variant = f"{FORMAT_TOKEN}\0{resource.kind}\0{resource.representation_id}\0{resource.segment_number}" \
                   f"\0{target_s}"
         if resource.kind in ("smooth", "fragment"):
-            return await smooth_planned(media_ref.identity, packaging, resource, variant, state, presentation)
+            return await smooth_planned(media_ref.identity, packaging, resource, variant, state, presentation,
+                                        version)
         if resource.kind in ("master", "mpd"):
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
             async def render() -> Rendered:
-                return render_manifest(media_ref.identity, packaging, protocol)
+                return render_manifest(media_ref.identity, packaging, protocol, version)
 
             rendered = await state.cache.get_or_load(ManifestKey(presentation, resource.kind), render)
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
-        return track_planned(packaging.track(resource.representation_id), resource, variant, service)
+        return track_planned(packaging.track(resource.representation_id), resource, variant, service, version)
 
     return await serve_plan(request, state, media_ref, build)
 
 
-def render_manifest(identity: str, packaging: Packaging, protocol: Protocol) -> Rendered:
-    """The HLS master playlist or the MPD of `packaging`; tracks the protocol cannot carry are left out with one
-    log line. Raises UnpackageableMedia when none is left."""
+def render_manifest(identity: str, packaging: Packaging, protocol: Protocol, version: str | None = None) -> Rendered:
+    """The HLS master playlist or the MPD of `packaging` (segment URLs under `version`, package/urls.py); tracks the
+    protocol cannot carry are left out with one log line. Raises UnpackageableMedia when none is left."""
     kept, left_out = packaging.carried_by(protocol)
     if left_out:
         log.info("%s: %s leaves out %s (codec not carried)", identity, protocol.upper(),
                  ", ".join(f"track {t.timeline.track.track_id} {t.info.fourcc.decode('latin-1')}"
                            for t in left_out))
-    text = manifests.master_playlist(kept) if protocol == "hls" else manifests.mpd(packaging, kept)
+    text = manifests.master_playlist(kept) if protocol == "hls" else manifests.mpd(packaging, kept, version)
     return Rendered(text.encode())
 
 
-def track_planned(track: PackagedTrack, resource: PackageResource, variant: str, service: ServiceConfig) -> Planned:
-    """The media playlist, CMAF header or CMAF fragment of one track (kinds "playlist", "init", "segment").
-    Raises NotFound for a segment the track does not have."""
+def track_planned(track: PackagedTrack, resource: PackageResource, variant: str, service: ServiceConfig,
+                  version: str | None = None) -> Planned:
+    """The media playlist (its URLs under `version`), CMAF header or CMAF fragment of one track (kinds
+    "playlist", "init", "segment"). Raises NotFound for a segment the track does not have."""
     if resource.kind == "playlist":
         if track.info.fourcc not in CARRIED_BY["hls"]:
             raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
-        body = manifests.media_playlist(track).encode()
+        body = manifests.media_playlist(track, version).encode()
         return Planned(Plan((body,), HLS_CONTENT_TYPE), variant, service.cache_control_manifests)
     content_type = "video/mp4" if track.is_video else "audio/mp4"
+    # Immutable only where the URL names the version; an unversioned URL's bytes change with the source.
+    lifetime = service.cache_control_segments if resource.immutable else service.cache_control_manifests
     if resource.kind == "init":
-        return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant,
-                       service.cache_control_segments)
+        return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant, lifetime)
     if not 0 <= resource.segment_index < track.segment_count:
         raise NotFound("no such segment", segment_number=resource.segment_number,
                        segment_count=track.segment_count)
     head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
-    return Planned(Plan((head, *ranges), content_type), variant, service.cache_control_segments)
+    return Planned(Plan((head, *ranges), content_type), variant, lifetime)
 
 
 async def cached_smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
@@ -141,7 +146,7 @@ async def cached_smooth_presentation(identity: str, packaging: Packaging, state:
 
 
 async def smooth_planned(identity: str, packaging: Packaging, resource: PackageResource, variant: str,
-                         state: EdgeState, key: Presentation) -> Planned:
+                         state: EdgeState, key: Presentation, version: str | None = None) -> Planned:
     """The Smooth client manifest (cached text, `SMOOTH_CONTENT_TYPE`) or one Smooth fragment (kinds "smooth",
     "fragment") of `packaging`, whose version the cache `key` names (source validators, target duration). A
     fragment's SourceRanges are in its QualityLevel's own file: the caller serves the Plan from that source.
@@ -150,11 +155,12 @@ async def smooth_planned(identity: str, packaging: Packaging, resource: PackageR
     presentation = await cached_smooth_presentation(identity, packaging, state, key)
     if resource.kind == "smooth":
         async def render() -> Rendered:
-            return Rendered(smooth.client_manifest(presentation.streams).encode())
+            return Rendered(smooth.client_manifest(presentation.streams, version).encode())
 
         rendered = await state.cache.get_or_load(ManifestKey(key, "smooth"), render)
         return Planned(Plan((rendered.body,), SMOOTH_CONTENT_TYPE), variant, service.cache_control_manifests)
     stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
     head, ranges = smooth.smooth_fragment(stream, level, stream.fragment_index(resource.fragment_time or 0))
     content_type = "video/mp4" if stream.is_video else "audio/mp4"
-    return Planned(Plan((head, *ranges), content_type), f"{variant}\0{resource.text}", service.cache_control_segments)
+    lifetime = service.cache_control_segments if resource.immutable else service.cache_control_manifests
+    return Planned(Plan((head, *ranges), content_type), f"{variant}\0{resource.text}", lifetime)

@@ -33,7 +33,7 @@ from aiohttp import web
 from ..errors import MalformedMedia, NotFound, SourceChanged, UnsupportedMedia
 from ..package.ism import MAX_ISM_BYTES, ServerManifest, SwitchEntry, parse_ism
 from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_variants, package_movie, package_set
-from ..package.urls import FORMAT_TOKEN, PackageResource
+from ..package.urls import FORMAT_TOKEN, PackageResource, version_token
 from ..plan import Plan
 from ..remap import SourceRef
 from ..store.catalog import IsmKey, ManifestKey, PackagingKey, Presentation, SourceVersion
@@ -107,13 +107,14 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
     if resource.kind in ("master", "mpd", "smooth"):
         async def build_manifest(ism_source: Source) -> Planned:
             _, validators, version, packaging = await set_packaging(ism_source)
+            token = version_token((ism_source.validator, *validators), target_s)  # in the segment URLs
             variant = "\0".join((FORMAT_TOKEN, resource.kind, str(target_s), *validators))
             if resource.kind == "smooth":
-                return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version)
+                return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version, token)
             protocol: Protocol = "hls" if resource.kind == "master" else "dash"
 
             async def render() -> Rendered:
-                return render_manifest(ism_ref.identity, packaging, protocol)
+                return render_manifest(ism_ref.identity, packaging, protocol, token)
 
             rendered = await state.cache.get_or_load(ManifestKey(version, resource.kind), render)
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
@@ -126,6 +127,8 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         # member's source, so its bytes go out like a segment's (sendfile, Range, its validator in the ETag).
         async with await state.open_source(ism_ref) as ism_source:
             manifest, validators, version, packaging = await set_packaging(ism_source)
+        token = version_token((version.source.validator, *validators), target_s)
+        resource.check_version(token)  # VersionGone (410): the URL names a replaced .ism or member
         presentation = await cached_smooth_presentation(ism_ref.identity, packaging, state, version)
         stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
         stream.fragment_index(resource.fragment_time or 0)  # NotFound before any member is opened
@@ -136,22 +139,29 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         async def build_fragment(source: Source) -> Planned:
             if source.validator != validator:  # the member changed since the set was built: not this chunk list
                 raise SourceChanged("a member of the set changed while it was served", src=src)
-            return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version)
+            return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version, token)
 
         return await serve_plan(request, state, member_ref(src), build_fragment)
 
     if resource.kind not in ("playlist", "init", "segment"):
         raise NotFound("no such packaging resource for a .ism set", resource=resource.text)
     async with await state.open_source(ism_ref) as ism_source:
-        manifest = await _server_manifest(state, ism_ref, ism_source)
+        # Every member's validator: the version token of the set's URLs covers them all.
+        manifest, validators, _, _ = await set_packaging(ism_source)
         ism_validator = ism_source.validator
+    token = version_token((ism_validator, *validators), target_s)
+    resource.check_version(token)  # VersionGone (410): the URL names a replaced .ism or member
     try:
         entry = manifest.entry(resource.representation_id)
     except KeyError:
         raise NotFound("no such track in the set", representation_id=resource.representation_id) from None
     mref = member_ref(entry.src)
 
+    member_validator = validators[manifest.sources.index(entry.src)]
+
     async def build_track(source: Source) -> Planned:
+        if source.validator != member_validator:  # changed since the token was computed: reopen (SourceChanged)
+            raise SourceChanged("a member of the set changed while it was served", src=entry.src)
         movie_file = await cached_movie_file(mref, state, source)
 
         async def load() -> Packaging:
@@ -161,7 +171,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         packaging = await state.cache.get_or_load(key, load)
         track = package_set([(entry.representation_id, _select(packaging, entry))], target_s).tracks[0]
         variant = "\0".join((FORMAT_TOKEN, resource.text, str(target_s), ism_validator))
-        return track_planned(track, resource, variant, service)
+        return track_planned(track, resource, variant, service, token)
 
     try:
         return await serve_plan(request, state, mref, build_track)

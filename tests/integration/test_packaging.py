@@ -145,9 +145,10 @@ async def test_hls_playlists_follow_rfc_8216(edge, name):
     for uri, playlist in playlists.items():
         assert playlist.version == 7 and playlist.playlist_type == "vod" and playlist.is_endlist
         assert playlist.media_sequence == 1
-        assert playlist.segment_map[0].uri == "init.mp4"
+        # init and segments under the version token of the source (package/urls.py)
+        version = re.fullmatch(r"([0-9a-f]{16})/init\.mp4", playlist.segment_map[0].uri).group(1)
         durations = [s.duration for s in playlist.segments]
-        assert [s.uri for s in playlist.segments] == [f"{n}.m4s" for n in range(1, len(durations) + 1)]
+        assert [s.uri for s in playlist.segments] == [f"{version}/{n}.m4s" for n in range(1, len(durations) + 1)]
         # RFC 8216 §4.3.3.1
         assert all(round(d) <= playlist.target_duration for d in durations)
         assert playlist.target_duration == math.ceil(max(durations))
@@ -187,7 +188,8 @@ async def test_mpd_parses_and_matches_ffprobe(edge, name):
                 assert rep.audio_sampling_rate == stream["sample_rate"]
                 assert rep.audio_channel_configurations[0].value == str(stream["channels"])
             template = rep.segment_templates[0]
-            assert template.start_number == 1 and template.media == "cmaf1/$RepresentationID$/$Number$.m4s"
+            assert template.start_number == 1
+            assert re.fullmatch(r"cmaf1/\$RepresentationID\$/[0-9a-f]{16}/\$Number\$\.m4s", template.media)
             entries = template.segment_timelines[0].Ss
             count = sum(1 + (s.r or 0) for s in entries)
             total = sum(s.d * (1 + (s.r or 0)) for s in entries) / template.timescale
@@ -248,7 +250,8 @@ async def test_aliases_serve_the_same_manifests(edge):
 
 
 async def test_head_range_and_conditionals_on_a_segment(edge):
-    url = f"/files/{BBB}/cmaf1/a2/2.m4s"
+    playlist = m3u8.loads(await (await edge.client.get(f"/files/{BBB}/cmaf1/a2/playlist.m3u8")).text())
+    url = f"/files/{BBB}/cmaf1/a2/{playlist.segments[1].uri}"  # the versioned URL: immutable
     full = await edge.client.get(url)
     body = await full.read()
     assert full.status == 200 and full.content_type == "audio/mp4"
@@ -263,8 +266,9 @@ async def test_head_range_and_conditionals_on_a_segment(edge):
     assert cached.status == 304
     other = await edge.client.get(f"/files/{BBB}/cmaf1/a2/3.m4s")
     assert other.headers["ETag"] != full.headers["ETag"]
+    assert "immutable" not in other.headers["Cache-Control"]  # an unversioned URL lives as long as a manifest
     manifest = await edge.client.get(f"/files/{BBB}/master.m3u8")
-    assert manifest.headers["Cache-Control"] == "public, max-age=86400"
+    assert manifest.headers["Cache-Control"] == "public, max-age=10"
 
 
 async def test_init_segments_decode_with_their_segments(edge, tmp_path):
