@@ -186,11 +186,21 @@ class PublishingPoint:
         if all(s.ended for s in self.streams.values()) and self.state in (PointState.STARTED, PointState.STARTING):
             self.state = next_state(self.state, PointEvent.ALL_ENDED)
             self.close_archives()
+            if self.settings.archive and any(live.index.first_number > 1 for live in self.tracks.values()):
+                self._reload_event()  # the VOD covers the whole archived event, not only the DVR window
             self.state = next_state(self.state, PointEvent.ARCHIVED)
 
+    def _reload_event(self) -> None:
+        """Rebuild every track's index from this event's archive files (moof headers only), keeping the tracks'
+        rendition names, so fragments pruned from memory while live are listed and servable again."""
+        for live in self.tracks.values():
+            live.index = TrackIndex(live.index.timescale)
+        for path in sorted(self.directory.glob(f"E{self.event:03d}-*.mp4"), key=lambda p: p.name):
+            self._load_file(path)
+
     def _prune(self) -> None:
-        if self.settings.archive:  # everything stays servable from disk; only the listing window is bounded
-            return
+        """Drop from memory what left the DVR window. Archived fragments stay on disk (for the VOD at end of
+        stream and for a restart), but a pruned fragment's URL answers 404 while the event is live."""
         for live in self.tracks.values():
             end = live.index.end_time
             if end is not None:
@@ -296,6 +306,8 @@ class PublishingPoint:
             ended_all &= self._load_file(path)
         if files:
             self.state = PointState.STOPPED if ended_all else PointState.STARTED
+            if not ended_all:
+                self._prune()
 
     def _load_file(self, path: Path) -> bool:
         stream_id = path.name.split("-", 1)[1].rsplit("-", 1)[0]
@@ -403,6 +415,7 @@ class PublishingPoint:
                 "incoming_bitrate": int(index.total_bytes * 8 / seconds) if seconds else None,
                 "last_arrival_age_s": round(now - live.last_arrival, 3) if live.last_arrival else None,
                 "encoder_connections": self.streams[live.stream_id].connections,
+                "indexed_fragments": len(index), "first_number": index.first_number,
             })
         return {"name": self.name, "state": self.state.value, "event": self.event, "tracks": tracks}
 

@@ -26,6 +26,8 @@ from .live_points import get_point
 
 log = logging.getLogger("origin_proxy.live")
 
+# An encoder that sends nothing for this long is gone (a dead encoder must not hold its stream or a wait forever).
+INGEST_IDLE_TIMEOUT_S = 30.0
 _STREAMS = re.compile(r"Streams\(([A-Za-z0-9_.\-]+)\)")
 
 
@@ -74,9 +76,15 @@ async def ingest(request: web.Request, ref: SourceRef, name: str, stream_id: str
                     point.on_end(stream_id, event)
 
         try:
-            async for chunk in request.content.iter_any():
+            while chunk := await asyncio.wait_for(request.content.readany(), INGEST_IDLE_TIMEOUT_S):
                 parser.feed(chunk)
                 drain()
+        except asyncio.TimeoutError:
+            lost = True
+            log.warning("%s %s: no body byte for %.0f s after %d bytes; the connection is closed and a partial "
+                        "fragment dropped", request.method, request.path, INGEST_IDLE_TIMEOUT_S, parser.bytes_seen)
+            if request.transport is not None:
+                request.transport.close()
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
             lost = True
             log.info("%s %s: encoder connection lost after %d bytes (%r); a partial fragment is dropped",

