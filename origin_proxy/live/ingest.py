@@ -163,6 +163,11 @@ class IngestParser:
     def buffered_bytes(self) -> int:
         return len(self._buf)
 
+    @property
+    def finished(self) -> bool:
+        """An `mfra` or `lmsg` segment ended the stream: nothing more is expected."""
+        return self._done
+
     def feed(self, data: bytes) -> None:
         """Add body bytes; b"" = the body ended."""
         if not data:

@@ -87,6 +87,9 @@ async def ingest(request: web.Request, ref: SourceRef, name: str, stream_id: str
                 request.transport.close()
         except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
             lost = True
+            if parser.finished:  # ffmpeg may close right after its mfra, without waiting for our answer
+                log.debug("%s %s: encoder closed after the end of its stream", request.method, request.path)
+                return web.Response(status=200, text="ok\n")
             log.info("%s %s: encoder connection lost after %d bytes (%r); a partial fragment is dropped",
                      request.method, request.path, parser.bytes_seen, exc)
         except Exception as exc:  # aiohttp payload errors (a chunked body cut off)

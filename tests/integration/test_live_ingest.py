@@ -11,6 +11,7 @@ exactly what was pushed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import signal
 import struct
@@ -282,3 +283,191 @@ async def test_stalled_encoder_is_dropped(live_edge, cmaf_capture, monkeypatch):
     assert b" 200 " not in closed
     stats = await statistics(live_edge, "stall")
     assert [(t["fragments"], t["encoder_connections"]) for t in stats["tracks"]] == [(1, 0)]
+
+
+# ------------------------------------------------------------------------------------ kill and reconnect
+
+
+class CuttingRelay:
+    """A TCP relay between an encoder and the origin. After `cut` is set, the next read of more than 100 bytes (a
+    fragment being written) is forwarded only half, then both sides are aborted: the origin sees the body end
+    inside a fragment, as when an encoder dies while it writes one. `done` is set once it cut."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.cut = asyncio.Event()
+        self.done = asyncio.Event()
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+        async def answers() -> None:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+
+        back = asyncio.create_task(answers())
+        try:
+            while data := await reader.read(65536):
+                if self.cut.is_set() and len(data) > 100:
+                    up_writer.write(data[: len(data) // 2])
+                    await up_writer.drain()
+                    self.done.set()
+                    break
+                up_writer.write(data)
+                await up_writer.drain()
+        finally:
+            back.cancel()
+            up_writer.transport.abort()
+            writer.transport.abort()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def segments_of(client, point: str, kind: str = "video") -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The init segment and every (URI, bytes) media segment of the first `kind` rendition's HLS playlist."""
+    master = await (await client.get(f"/live/{point}.isml/master.m3u8")).text()
+    uri = next(u for u in playlist_uris(master) if f"/{kind}" in u)
+    prefix = f"/live/{point}.isml/{uri.rsplit('/', 1)[0]}/"
+    playlist = await (await client.get(f"/live/{point}.isml/{uri}")).text()
+    init = await (await client.get(prefix + "init.mp4")).read()
+    out = []
+    for name in (line for line in playlist.splitlines() if line.endswith(".m4s")):
+        resp = await client.get(prefix + name)
+        assert resp.status == 200, name
+        out.append((prefix + name, await resp.read()))
+    return init, out
+
+
+async def frames_in(tmp_path: Path, init: bytes, segment: bytes) -> int:
+    """Frames ffmpeg decodes from one CMAF segment behind its init segment (an error line fails)."""
+    path = tmp_path / "one.mp4"
+    path.write_bytes(init + segment)
+    out, err = await run_ffmpeg("-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-")
+    assert err == ""
+    return sum(1 for line in out.decode().splitlines() if line and not line.startswith("#"))
+
+
+async def test_encoder_killed_mid_fragment_then_reconnects(live_edge, sources, tmp_path, caplog):
+    """ffmpeg -f ismv pushing through a relay that cuts the body halfway into a fragment, then ffmpeg SIGKILLed;
+    a new ffmpeg reconnects with -output_ts_offset at the end of what was indexed. One timeline: Smooth c t/d
+    contiguous, frame pts strictly one frame apart across the reconnect (no duplicate, no gap), the partial
+    fragment never indexed nor archived, and every served segment decodes to a whole GOP."""
+    caplog.set_level(logging.INFO, "origin_proxy.live")
+    relay = CuttingRelay(live_edge.server.port)
+    relay_port = await relay.start()
+    url = f"http://127.0.0.1:{relay_port}/live/kill.isml/Streams(s1)"
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "quiet", "-nostdin", "-re", "-i", str(sources["v6"]),
+                                                "-c", "copy", *output(url, *ISMV))
+    try:
+        async def two_fragments():
+            return (await fragments_of(live_edge, "kill")).get("s1/video", 0) >= 2
+
+        await wait_for(two_fragments)
+        relay.cut.set()
+        await asyncio.wait_for(relay.done.wait(), 10.0)
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10.0)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        relay.close()
+
+    async def disconnected():
+        stats = await statistics(live_edge, "kill")
+        return stats["tracks"][0]["encoder_connections"] == 0 and stats
+
+    before = (await wait_for(disconnected))["tracks"][0]
+    kept = before["fragments"]
+    assert any("partial fragment is dropped" in r.getMessage() for r in caplog.records)
+    archive = next((live_edge.storage / "kill.isml").glob("E001-*.mp4"))
+    archived_size = archive.stat().st_size
+    _, err = await run_ffmpeg("-i", str(archive), "-f", "null", "-")  # no partial fragment on disk
+    assert err == ""
+    await run_ffmpeg("-re", "-i", str(sources["v6"]), "-output_ts_offset", str(before["last_time_s"]), "-c", "copy",
+                     *output(base_url(live_edge, "kill") + "/Streams(s1)", *ISMV))
+    stats = (await statistics(live_edge, "kill"))
+    assert stats["state"] == "stopped"
+    assert stats["tracks"][0]["fragments"] == kept + 6
+    assert archive.stat().st_size > archived_size  # same archive file continued (or a new part beside it)
+    manifest = await (await live_edge.get("/live/kill.isml/Manifest")).text()
+    chunks = smooth_chunks(manifest, "video")
+    assert len(chunks) == kept + 6
+    assert all(a[0] + a[1] == b[0] for a, b in zip(chunks, chunks[1:])), chunks
+    pts = [int(row.split(",")[0]) for row in await framemd5(base_url(live_edge, "kill") + "/master.m3u8")]
+    assert len(pts) == (kept + 6) * 25
+    steps = {b - a for a, b in zip(pts, pts[1:])}
+    assert len(steps) == 1 and steps.pop() > 0  # one frame apart everywhere: no duplicate, no hole
+    init, segments = await segments_of(live_edge, "kill")
+    assert len(segments) == kept + 6
+    for _, body in segments:
+        assert await frames_in(tmp_path, init, body) == 25
+
+
+# ------------------------------------------------------------------------------------------- DVR pruning
+
+
+async def test_dvr_pruning_with_and_without_archive(edge_client, sources, tmp_path):
+    """dvr_window_s 2 with 1 s fragments, one 6 s push to a point with archive and one without, at once. While
+    live: a playlist lists at most dvr_window_s + one fragment, everything it lists answers 200, memory holds only
+    the window (indexed_fragments), a pruned fragment's URL is 404. After end of stream: with archive the VOD is
+    the whole event again (fragment 1 answers, frame-identical to the push); without, fragment 1 stays 404."""
+    window_s = 2
+    client = await edge_client([
+        {"from": "/arch/", "live": {"storage": str(tmp_path / "a"), "ingest_token": TOKEN, "dvr_window_s": window_s,
+                                    "archive": True}},
+        {"from": "/mem/", "live": {"storage": str(tmp_path / "m"), "ingest_token": TOKEN, "dvr_window_s": window_s,
+                                   "archive": False}}])
+    port = client.server.port
+    pushes = [asyncio.create_task(run_ffmpeg("-re", "-i", str(sources["v6"]), "-c", "copy",
+                                             *output(f"http://127.0.0.1:{port}/{rule}/p.isml/Streams(s1)", *ISMV)))
+              for rule in ("arch", "mem")]
+
+    async def playlist(rule: str) -> tuple[str, str]:
+        master = await (await client.get(f"/{rule}/p.isml/master.m3u8")).text()
+        uri = playlist_uris(master)[0]
+        return uri.rsplit("/", 1)[0], await (await client.get(f"/{rule}/p.isml/{uri}")).text()
+
+    async def listed(rule: str) -> bool:
+        return (await client.get(f"/{rule}/p.isml/master.m3u8")).status == 200
+
+    for rule in ("arch", "mem"):
+        await wait_for(lambda rule=rule: listed(rule))
+    polls = 0
+    pruned_seen = {"arch": False, "mem": False}
+    while not all(p.done() for p in pushes):
+        for rule in ("arch", "mem"):
+            folder, text = await playlist(rule)
+            if "#EXT-X-ENDLIST" in text:
+                continue
+            durations = [float(d) for d in re.findall(r"#EXTINF:([\d.]+)", text)]
+            assert sum(durations) <= window_s + max(durations) + 1e-6, text
+            for name in re.findall(r"^(\d+)\.m4s$", text, re.M):
+                assert (await client.get(f"/{rule}/p.isml/{folder}/{name}.m4s")).status == 200, (rule, name)
+            track = (await statistics_at(client, f"/{rule}/p.isml"))["tracks"][0]
+            assert track["indexed_fragments"] <= window_s + 2
+            if track["first_number"] > 1:
+                pruned_seen[rule] = True
+                assert (await client.get(f"/{rule}/p.isml/{folder}/1.m4s")).status == 404
+            polls += 1
+        await asyncio.sleep(0.25)
+    await asyncio.gather(*pushes)
+    assert polls >= 10 and all(pruned_seen.values()), (polls, pruned_seen)
+    folder, text = await playlist("arch")
+    assert "#EXT-X-ENDLIST" in text and len(re.findall(r"\.m4s$", text, re.M)) == 6
+    assert (await client.get(f"/arch/p.isml/{folder}/1.m4s")).status == 200
+    assert await framemd5(f"http://127.0.0.1:{port}/arch/p.isml/master.m3u8") == await framemd5(str(sources["v6"]))
+    folder, text = await playlist("mem")
+    assert "#EXT-X-ENDLIST" in text and len(re.findall(r"\.m4s$", text, re.M)) <= window_s + 1
+    assert (await client.get(f"/mem/p.isml/{folder}/1.m4s")).status == 404
+
+
+async def statistics_at(client, base: str) -> dict:
+    return await (await client.get(base + "/statistics")).json()
