@@ -471,3 +471,54 @@ async def test_dvr_pruning_with_and_without_archive(edge_client, sources, tmp_pa
 
 async def statistics_at(client, base: str) -> dict:
     return await (await client.get(base + "/statistics")).json()
+
+
+# ------------------------------------------------------------------------------------------- two nodes
+
+
+def tee_slave(url: str) -> str:
+    """One tee muxer slave posting Smooth ingest to `url`; the header's ':' escaped for the tee option parser."""
+    return f"[f=ismv:movflags=isml+frag_keyframe:method=POST:headers=Authorization'\\:' Bearer {TOKEN}\r\n]{url}"
+
+
+async def test_tee_to_two_nodes_gives_identical_segments(edge_client, sources, tmp_path):
+    """One encode, ffmpeg's tee muxer pushing it to two origin_proxy nodes: the same segment URLs on both, and
+    init segments, CMAF segments and Smooth fragments byte-identical (compared with cmp), live and after EOS."""
+    nodes = [await edge_client(live_rule(tmp_path / f"node{i}")) for i in (1, 2)]
+    urls = [base_url(node, "tee") + "/Streams(s1)" for node in nodes]
+    push = asyncio.create_task(run_ffmpeg("-re", "-i", str(sources["av"]), "-map", "0", "-c", "copy", "-f", "tee",
+                                          "|".join(tee_slave(url) for url in urls)))
+
+    async def three_fragments_on_both():
+        counts = [await fragments_of(node, "tee") for node in nodes]
+        return all(c and min(c.values()) >= 3 for c in counts)
+
+    compared = 0
+
+    async def compare_all() -> None:
+        nonlocal compared
+        listings = [await segments_of(node, "tee") for node in nodes]
+        (init1, segs1), (init2, segs2) = listings
+        common = [u for u, _ in segs1 if u in {v for v, _ in segs2}]
+        assert len(common) >= 2
+        pairs = [(init1, init2)] + [(dict(segs1)[u], dict(segs2)[u]) for u in common[:4]]
+        smooth = [await (await node.get("/live/tee.isml/Manifest")).text() for node in nodes]
+        for kind in ("video", "audio"):
+            level = re.search(rf'<StreamIndex Type="{kind}".*?Bitrate="(\d+)"', smooth[0], re.S).group(1)
+            t = smooth_chunks(smooth[0], kind)[1][0]
+            assert smooth_chunks(smooth[1], kind)[1][0] == t
+            path = f"/live/tee.isml/QualityLevels({level})/Fragments({kind}={t})"
+            pairs.append(tuple([await (await node.get(path)).read() for node in nodes]))
+        for n, (a, b) in enumerate(pairs):
+            (tmp_path / f"a{n}").write_bytes(a)
+            (tmp_path / f"b{n}").write_bytes(b)
+            assert a and subprocess.run(["cmp", tmp_path / f"a{n}", tmp_path / f"b{n}"]).returncode == 0, n
+            compared += 1
+
+    await wait_for(three_fragments_on_both)
+    await compare_all()  # while live
+    await push
+    await compare_all()  # after end of stream
+    masters = [await (await node.get("/live/tee.isml/master.m3u8")).text() for node in nodes]
+    assert masters[0] == masters[1]
+    assert compared >= 12
