@@ -522,3 +522,118 @@ async def test_tee_to_two_nodes_gives_identical_segments(edge_client, sources, t
     masters = [await (await node.get("/live/tee.isml/master.m3u8")).text() for node in nodes]
     assert masters[0] == masters[1]
     assert compared >= 12
+
+
+# ------------------------------------------------------------------------------------------- restart
+
+
+class PlaylistReader:
+    """Polls a live HLS media playlist every 0.3 s at whatever `base` currently is (the test moves it to the
+    restarted process), keeping every media sequence seen and every listed segment's bytes by URL. Connection
+    errors (the process is down) are retried; it stops at EXT-X-ENDLIST or when stopped."""
+
+    def __init__(self, session, base: str) -> None:
+        self.session = session
+        self.base = base
+        self.sequences: list[int] = []
+        self.segments: dict[str, bytes] = {}
+        self.errors = 0
+        self.ended = False
+
+    async def run(self, deadline_s: float = 60.0) -> None:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        while not self.ended and loop.time() < end:
+            try:
+                await self.poll()
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+                self.errors += 1
+            await asyncio.sleep(0.3)
+
+    async def poll(self) -> None:
+        async with self.session.get(self.base + "/master.m3u8") as resp:
+            if resp.status != 200:
+                return
+            master = await resp.text()
+        uri = next(u for u in playlist_uris(master) if "/video" in u)
+        async with self.session.get(f"{self.base}/{uri}") as resp:
+            text = await resp.text()
+        self.sequences.append(int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1)))
+        folder = uri.rsplit("/", 1)[0]
+        for name in re.findall(r"^(\d+\.m4s)$", text, re.M):
+            path = f"/{folder}/{name}"
+            if path not in self.segments:
+                async with self.session.get(self.base + path) as resp:
+                    assert resp.status == 200, path
+                    self.segments[path] = await resp.read()
+        self.ended = "#EXT-X-ENDLIST" in text
+
+
+async def test_restart_mid_event_comes_back_from_the_archive(serve_process, sources, tmp_path):
+    """A real origin_proxy process (archive on) is SIGKILLed while ffmpeg pushes; a new process on the same
+    storage reloads the point from its archive (moof scan) and serves what it had; the encoder reconnects with
+    -output_ts_offset and continues the same timeline; a reader polling the live HLS playlist across the restart
+    sees the media sequence never go back and every segment URL it fetched before answer the same bytes after."""
+    import aiohttp
+
+    remap = yaml_rules(tmp_path / "live")
+    first = serve_process(remap, config="log_level: INFO\n")
+    point = "/live/rs.isml"
+    encoder = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "quiet", "-nostdin", "-re", "-i", str(sources["v6"]), "-c", "copy",
+        *output(first.base_url + point + "/Streams(s1)", *ISMV))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async def indexed(base: str) -> dict:
+            try:
+                async with session.get(base + point + "/statistics") as resp:
+                    stats = await resp.json() if resp.status == 200 else {}
+            except aiohttp.ClientError:
+                return {}
+            return stats if stats.get("tracks") and stats["tracks"][0]["fragments"] >= 3 else {}
+
+        reader = PlaylistReader(session, first.base_url + point)
+        reading = asyncio.create_task(reader.run())
+        try:
+            await wait_for(lambda: indexed(first.base_url))
+            await asyncio.sleep(0.4)  # the reader has fetched what is listed
+            before = dict(reader.segments)
+            first.proc.kill()  # a crash, mid-event
+            first.stop()
+            await asyncio.wait_for(encoder.wait(), 15.0)  # ffmpeg fails on the broken connection
+        finally:
+            if encoder.returncode is None:
+                encoder.kill()
+                await encoder.wait()
+        second = serve_process(remap, config="log_level: INFO\n")
+        reader.base = second.base_url + point
+        stats = await wait_for(lambda: indexed(second.base_url))
+        assert stats["state"] == "started"
+        track = stats["tracks"][0]
+        kept = track["fragments"]
+        assert kept >= len(before)
+        for path, body in before.items():  # served from the archive, same URL, same bytes
+            async with session.get(second.base_url + point + path) as resp:
+                assert resp.status == 200 and await resp.read() == body, path
+        await run_ffmpeg("-re", "-i", str(sources["v6"]), "-output_ts_offset", str(track["last_time_s"]),
+                         "-c", "copy", *output(second.base_url + point + "/Streams(s1)", *ISMV))
+        await asyncio.wait_for(reading, 20.0)
+    assert reader.ended
+    assert reader.sequences == sorted(reader.sequences)
+    for path, body in before.items():
+        assert reader.segments[path] == body
+    assert len(reader.segments) == kept + 6
+    async with aiohttp.ClientSession() as session:
+        async with session.get(second.base_url + point + "/Manifest") as resp:
+            chunks = smooth_chunks(await resp.text(), "video")
+    assert len(chunks) == kept + 6
+    assert all(a[0] + a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+    pts = [int(row.split(",")[0]) for row in await framemd5(second.base_url + point + "/master.m3u8")]
+    assert len(pts) == (kept + 6) * 25 and len({b - a for a, b in zip(pts, pts[1:])}) == 1
+
+
+def yaml_rules(storage: Path, **settings) -> str:
+    import yaml
+
+    return yaml.safe_dump({"remap": live_rule(storage, **settings)}, sort_keys=False)
