@@ -125,7 +125,7 @@ async def _fetch(client, base: str, out: Path) -> tuple[m3u8.M3U8, dict[str, m3u
         init.write_bytes(await _get(client, f"{base}/cmaf1/{rep}/{playlist.segment_map[0].uri}"))
         segments = []
         for segment in playlist.segments:
-            path = folder / segment.uri
+            path = folder / segment.uri.rpartition("/")[2]  # "<version>/3.m4s" -> 3.m4s
             path.write_bytes(await _get(client, f"{base}/cmaf1/{rep}/{segment.uri}"))
             segments.append(path)
         tracks[rep] = Track(rep, init, segments)
