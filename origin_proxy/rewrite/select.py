@@ -12,7 +12,11 @@ whose media_time is the media time of `start` hides the lead-in, so the first fr
 first frame the source shows at or after `start`, and presentation begins at `start`. The new
 edit composes with the source's own (its M and E are folded in, never dropped). Audio starts at the
 sample containing `start`, plus codec pre-roll (one AAC frame, 80 ms of Opus, RFC 7845 §4.2) that
-the edit also hides. Mode "keyframe": `start` moves back to the presentation time of that video
+the edit also hides, and earlier still when the video has a hidden lead-in: then audio starts with the
+same lead-in as the video (`lead_in_start_s`), so a player that ignores edit lists (mplayer, ffmpeg
+-ignore_editlist 1), and shows the video lead-in, plays the audio of the same moment with it; the audio
+edit hides that lead-in as the video's does, so edit-list-aware players still start exactly at `start`.
+Mode "keyframe": `start` moves back to the presentation time of that video
 sync sample, then the same rules apply, so nothing is hidden but the source's own offsets.
 `end` keeps, in each track, every sample presented before `end` and those decoded before them.
 
@@ -125,10 +129,13 @@ def _preroll_samples_start(track: Track, first: int, media_start: Fraction) -> i
     return first
 
 
-def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start_s: Fraction, end_s: Fraction) -> TrackCut | None:
+def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start_s: Fraction, end_s: Fraction,
+              lead_in_s: Fraction | None = None) -> TrackCut | None:
     """Samples and edit list of one track for the window [start_s, end_s) seconds, or None when
     the track presents nothing in it. O(log N) searches plus O(sync samples), for video and for tracks with
-    constant composition offsets; nothing here walks every sample."""
+    constant composition offsets; nothing here walks every sample.
+    `lead_in_s` (movie seconds, <= start_s; non-video tracks only): also keep the samples from the one presented
+    at that time on, hidden by the edit (the video's lead-in, see `lead_in_start_s`)."""
     table = track.table
     t_from = max(start_s, pres.lead_s)
     t_to = min(end_s, pres.end_s)
@@ -150,6 +157,9 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     else:
         first = max(_first_presented_at_or_after(table, start_floor) - 1, 0)
         first = _preroll_samples_start(track, first, media_start)
+        if lead_in_s is not None and lead_in_s < t_from:
+            lead_floor = math.floor(_media_time_at(pres, ts, max(lead_in_s, pres.lead_s)))
+            first = min(first, max(_first_presented_at_or_after(table, lead_floor) - 1, 0))
         stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
     stop = min(stop, n)
 
@@ -163,6 +173,17 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
     duration = to_ticks(t_to - t_from, movie_timescale)
     return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
+
+
+def lead_in_start_s(cut: TrackCut, pres: TrackPresentation) -> Fraction:
+    """The movie time (seconds, source timeline) that a player ignoring edit lists shows at the start of the clip
+    of video `cut`: it presents the first kept sample at its own composition time (decode times start at 0, plus
+    the sample's offset and the cut's cts_shift), i.e. the source time of that sample less that time. Audio that
+    starts there plays in step with the video lead-in such players show (ISO/IEC 14496-12 §8.6.6 is what they skip).
+    """
+    table = cut.track.table
+    dts = int(table.dts_ticks[cut.first])
+    return pres.lead_s + Fraction(dts - cut.cts_shift - pres.media_time, table.timescale)
 
 
 def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
@@ -199,11 +220,17 @@ def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
     if request.mode == "keyframe":
         start_s = keyframe_start_s(movie, start_s)
     end_s = min(request.end_s, duration_s) if request.end_s is not None else duration_s
-    cuts = []
-    for track, pres in zip(movie.tracks, presentations):
-        cut = cut_track(track, pres, movie.timescale, start_s, end_s)
-        if cut is not None:
-            cuts.append(cut)
+    cuts: list[TrackCut | None] = [None] * len(movie.tracks)
+    lead_in_s = None
+    for index, (track, pres) in enumerate(zip(movie.tracks, presentations)):
+        if track.handler_type == b"vide":
+            cuts[index] = cut = cut_track(track, pres, movie.timescale, start_s, end_s)
+            if cut is not None and lead_in_s is None:  # the first video track sets the lead-in for the others
+                lead_in_s = lead_in_start_s(cut, pres)
+    for index, (track, pres) in enumerate(zip(movie.tracks, presentations)):
+        if track.handler_type != b"vide":
+            cuts[index] = cut_track(track, pres, movie.timescale, start_s, end_s, lead_in_s)
+    cuts = [cut for cut in cuts if cut is not None]
     if not cuts:  # e.g. edit lists that present no sample in the window
         raise BadRequest(f"no track presents a sample between {float(start_s):.3f} and {float(end_s):.3f} s")
     return cuts
