@@ -12,16 +12,19 @@ first samples' durations, so timelines stay contiguous and unsigned.
 
 from __future__ import annotations
 
+import bisect
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from fractions import Fraction
 
 import numpy as np
 
+from ..errors import NotFound
 from ..isobmff.boxes.mfhd import build_mfhd
 from ..isobmff.boxes.tfdt import build_tfdt
 from ..isobmff.boxes.tfhd import build_tfhd
+from ..isobmff.boxes.tfrf import build_tfrf
 from ..isobmff.boxes.tfxd import build_tfxd
 from ..isobmff.boxes.trun import TRUN_SAMPLE, build_trun, trun_size
 from ..isobmff.build import box
@@ -30,6 +33,7 @@ from ..isobmff.fragment import TrackFragment, parse_moof
 from ..manifest.model import (Live, Period, Presentation, Rendition, SegmentTimeline, SmoothQualityLevel,
                               SmoothStreamIndex, TimelineRun, UrlTemplates)
 from ..package.tracks import language_tag
+from .index import TrackIndex
 from .ingest import IngestTrack
 
 SMOOTH_TIMESCALE = 10_000_000
@@ -40,6 +44,44 @@ def egress_span(time: int, duration: int) -> tuple[int, int]:
     """(start, duration) as served: a start before 0 is moved to 0 and the duration shortened (ticks)."""
     start = max(time, 0)
     return start, max(time + duration - start, 0)
+
+
+def cmaf_position(index: TrackIndex, number: int) -> int:
+    """The index position of fragment `number` (a CMAF segment URL's $Number$).
+
+    Numbers count the event's fragments from 1 and never move: pruning raises `index.first_number`, a restart
+    rebuilds the index from the archive in the same order (live/point.py). Raises NotFound when the fragment is
+    not (yet, or no longer) in the index.
+    """
+    position = number - index.first_number
+    if not 0 <= position < len(index):
+        raise NotFound(f"fragment {number} is not (or no longer) available")
+    return position
+
+
+def smooth_start(time: int, timescale: int) -> int:
+    """A fragment's start as Smooth manifests list it (c@t) and its tfxd carries: 10 MHz ticks, negative -> 0."""
+    return max(time, 0) * SMOOTH_TIMESCALE // timescale
+
+
+def smooth_position(index: TrackIndex, t: int) -> int:
+    """The index position of the fragment a Smooth URL `Fragments(kind=t)` names (t in 10 MHz ticks).
+
+    t is a start the manifest listed (c@t, or the sum of the previous c@d: the same value, see smooth_streams), so
+    an exact start is looked up first. A StreamIndex lists one level's chunks; a level of another encoder can start
+    its fragments a few ticks off, so failing an exact match the fragment whose span holds t answers. Raises
+    NotFound when no fragment holds t.
+    """
+    ts = index.timescale
+    position = bisect.bisect_left(index.times, t, key=lambda time: smooth_start(time, ts))
+    if position < len(index) and smooth_start(index.times[position], ts) == t:
+        return position
+    position -= 1  # the last fragment starting before t
+    if position >= 0:
+        start, duration = egress_span(index.times[position], index.durations[position])
+        if t < (start + duration) * SMOOTH_TIMESCALE // ts:
+            return position
+    raise NotFound(f"no fragment at {t}")
 
 
 def _traf(fragment: bytes, track_id: int) -> TrackFragment:
@@ -59,7 +101,7 @@ def _trimmed_durations(durations: np.ndarray, cut: int) -> np.ndarray:
 
 
 def segment(fragment: bytes, track_id: int, time: int, number: int, *, scale: tuple[int, int] | None = None,
-            smooth: bool = False) -> bytes:
+            smooth: bool = False, smooth_next: tuple[tuple[int, int], ...] | None = None) -> bytes:
     """A CMAF media segment (or, `smooth`, a Smooth fragment with tfxd and no styp) of one track's fragment.
 
     Args:
@@ -68,6 +110,8 @@ def segment(fragment: bytes, track_id: int, time: int, number: int, *, scale: tu
         time: its start in the track timescale (signed, as indexed).
         number: the mfhd sequence_number (the fragment number; never moves).
         scale: (to_timescale, from_timescale) to rescale every time and duration (Smooth: 10 MHz), or None.
+        smooth_next: (start, duration) of each following fragment in 10 MHz ticks, written as a tfrf after the
+            tfxd (MS-SSTR §2.2.4.5; live Smooth clients grow their timeline from it), or None for no tfrf.
     """
     traf = _traf(fragment, track_id)
     samples = traf.samples
@@ -94,6 +138,8 @@ def segment(fragment: bytes, track_id: int, time: int, number: int, *, scale: tu
     tfhd = build_tfhd(track_id)
     tfdt = build_tfdt(time)
     tfxd = build_tfxd(time, int(durations.sum())) if smooth else b""
+    if smooth and smooth_next is not None:
+        tfxd += build_tfrf(smooth_next)
     moof_size = 8 + len(mfhd) + 8 + len(tfhd) + len(tfdt) + trun_size(len(records)) + len(tfxd)
     trun = build_trun(records, moof_size + 8)  # default-base-is-moof: the data starts after moof and mdat header
     moof = box(b"moof", mfhd + box(b"traf", tfhd + tfdt + trun + tfxd))
@@ -156,9 +202,34 @@ def codec_private_data(track: IngestTrack) -> tuple[str, bytes]:
     return track.codec.decode("latin-1").upper(), b""
 
 
-def smooth_streams(views: list[TrackView]) -> list[SmoothStreamIndex]:
+def smooth_span(index: TrackIndex, position: int) -> tuple[int, int]:
+    """(c@t, c@d) of a fragment as Smooth lists it: 10 MHz ticks, a negative start moved to 0."""
+    start, duration = egress_span(index.times[position], index.durations[position])
+    ts = index.timescale
+    return start * SMOOTH_TIMESCALE // ts, (start + duration) * SMOOTH_TIMESCALE // ts - start * SMOOTH_TIMESCALE // ts
+
+
+def smooth_next(index: TrackIndex, position: int, ended: bool) -> tuple[tuple[int, int], ...]:
+    """What the fragment at `position` announces in its tfrf: the next fragment's Smooth span.
+
+    Live, a fragment is served only once its successor is indexed (the manifest holds the newest one back, see
+    smooth_streams), so its bytes never change: NotFound before that. The last fragment of an ended event
+    announces nothing (an empty tfrf: a live client that never reloads the manifest must still find one). The
+    answer depends on the ingest alone, so it is the same on every node and after a restart.
+    """
+    if position + 1 < len(index):
+        return (smooth_span(index, position + 1),)
+    if ended:
+        return ()
+    raise NotFound("the newest fragment is served once the next one arrived (its tfrf names it)")
+
+
+def smooth_streams(views: list[TrackView], lookahead: int = 0) -> list[SmoothStreamIndex]:
     """Smooth StreamIndexes ("video", "audio"), each level a track of that kind; chunks from the first level, in
-    10 MHz ticks."""
+    10 MHz ticks. `lookahead`: the newest fragments of each view left out (1 while live: a fragment is listed once
+    the tfrf of the one before it can name it, smooth_next)."""
+    if lookahead:
+        views = [replace(v, spans=v.spans[:-lookahead]) for v in views if len(v.spans) > lookahead]
     streams = []
     for kind in ("video", "audio"):
         members = [v for v in views if v.track.kind == kind]
@@ -183,7 +254,9 @@ def smooth_streams(views: list[TrackView]) -> list[SmoothStreamIndex]:
 
 
 def live_state(availability_start_time: datetime, now: datetime, window_s: float, update_s: float,
-               ended: bool) -> Live:
-    """The Live block of a manifest made at `now`."""
+               ended: bool, utc_timing_uri: str | None = None) -> Live:
+    """The Live block of a manifest made at `now` (window and update period in seconds; `utc_timing_uri` an
+    http-iso clock for DASH clients, or None)."""
     return Live(availability_start_time=availability_start_time, publish_time=now,
-                time_shift_buffer_depth_s=window_s, minimum_update_period_s=update_s, ended=ended)
+                time_shift_buffer_depth_s=window_s, minimum_update_period_s=update_s, ended=ended,
+                utc_timing_uri=utc_timing_uri)

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..errors import MethodNotAllowed, NotFound
 from ..live.point import NAME
 from ..remap import SourceRef
-from .live_egress import egress
+from .live_egress import egress, egress_route
 from .live_ingest import ingest, stream_id_of
 
 
@@ -22,6 +22,10 @@ async def handle_live(request: web.Request, ref: SourceRef) -> web.StreamRespons
         request["route"] = "live_state"
         raise NotFound(f"not a publishing point: {name!r}")
     if request.method in ("POST", "PUT"):
+        seed_ingest = rest == name.removesuffix(".isml") + ".ism"  # POST BASE/NAME.ism?stream_id=ID
+        if egress_route(rest) is not None and not seed_ingest:  # viewers' URLs never take a write
+            request["route"] = "live_manifest"
+            raise MethodNotAllowed(f"{request.method} is not allowed on {rest!r}", allowed=("GET", "HEAD"))
         request["route"] = "live_ingest"
         return await ingest(request, ref, name, stream_id_of(request, name, rest))
     if request.method not in ("GET", "HEAD"):

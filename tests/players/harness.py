@@ -21,6 +21,12 @@ player_version, wall_ms,
 harness_error (only when the browser could not be driven), plus `ok` added here: loaded, played to the end, seek
 worked, no errors, no timeout.
 
+Live streams: `play(url, player, live_s=N)` plays at rate 1 from where the player joins and is done once
+currentTime advanced N s (no seek); `until_end=True` then goes on until the stream ends while playing (a
+publishing point that stops: HLS ENDLIST, static MPD). Extra keys: live_ok, live_start_time, live_advanced_s,
+is_live (the player's own verdict), stalls; `ok` is then loaded, live_ok, played to the end when until_end, no
+errors, no timeout.
+
 Setup: Debian's `chromium` package and `npm ci --prefix tests/players` (scripts/test does both through
 scripts/_bootstrap.sh). A missing piece raises PlayerHarnessError with the command that fixes it.
 """
@@ -63,7 +69,8 @@ def check_setup() -> None:
             raise PlayerHarnessError(f"tests/players/node_modules/{package} missing: run `npm ci --prefix tests/players`")
 
 
-def play(url: str, player: str, timeout_s: float = 60.0, *, rate: float = 4.0, page_origin: str = "same") -> dict:
+def play(url: str, player: str, timeout_s: float = 60.0, *, rate: float = 4.0, page_origin: str = "same",
+         live_s: float | None = None, until_end: bool = False) -> dict:
     """Play `url` (an HLS or DASH manifest) with `player` and return the verdict dict (see the module docstring).
 
     Args:
@@ -74,6 +81,8 @@ def play(url: str, player: str, timeout_s: float = 60.0, *, rate: float = 4.0, p
             `timeout_s + 30` s after the start at the latest.
         rate: playbackRate; a 12 s stream at 4x takes about 3 s of wall time to play.
         page_origin: "same" (page on the URL's own origin; no CORS needed) or "cross" (needs CORS on the server).
+        live_s: a live stream: seconds of playback (at rate 1, `rate` ignored) from where the player joins.
+        until_end: with live_s: also play on until the stream ends (it must end within timeout_s).
     Raises:
         PlayerHarnessError: the harness could not run or printed no JSON (never for a stream that fails to play).
     """
@@ -81,9 +90,13 @@ def play(url: str, player: str, timeout_s: float = 60.0, *, rate: float = 4.0, p
         raise ValueError(f"player must be one of {PLAYERS}, not {player!r}")
     if page_origin not in ("same", "cross"):
         raise ValueError(f"page_origin must be 'same' or 'cross', not {page_origin!r}")
+    if until_end and live_s is None:
+        raise ValueError("until_end needs live_s")
     check_setup()
     argv = ["node", os.fspath(RUNNER), "--player", player, "--src", url, "--timeout-s", str(timeout_s),
             "--rate", str(rate), "--page-origin", page_origin]
+    if live_s is not None:
+        argv += ["--live-s", str(live_s), "--until-end", "1" if until_end else "0"]
     env = {**os.environ, "CHROMIUM": CHROMIUM}
     # A session of its own, so that a timeout kills node and every Chromium process it started.
     proc = subprocess.Popen(argv, cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -100,8 +113,11 @@ def play(url: str, player: str, timeout_s: float = 60.0, *, rate: float = 4.0, p
         raise PlayerHarnessError(f"run_player.mjs exit {proc.returncode} printed no JSON. "
                                  f"stdout: {stdout[-1000:]} stderr: {stderr[-2000:]}")
     result = json.loads(lines[-1])
-    result["ok"] = bool(result.get("loaded") and result.get("played_to_end") and result.get("seeked_ok")
-                        and not result.get("errors") and not result.get("timed_out")
+    if live_s is None:
+        passed = result.get("played_to_end") and result.get("seeked_ok")
+    else:
+        passed = result.get("live_ok") and (result.get("played_to_end") or not until_end)
+    result["ok"] = bool(result.get("loaded") and passed and not result.get("errors") and not result.get("timed_out")
                         and not result.get("harness_error"))
     if stderr.strip():
         result["stderr"] = stderr[-2000:]

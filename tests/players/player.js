@@ -1,9 +1,14 @@
 // Drives one player over one stream and reports in window.__result (read by run_player.mjs).
 //
-// Query: player=hlsjs|dashjs|shaka, src=<manifest URL>, rate=<playbackRate, default 4>.
-// Scenario: load -> play muted from the start at `rate` to the end -> seek to duration/2 -> play on until
-// currentTime has advanced >= 1 s past the seek point. Every step only waits for events; the overall time bound
-// is run_player.mjs's (it reads whatever __result holds when its deadline passes).
+// Query: player=hlsjs|dashjs|shaka, src=<manifest URL>, rate=<playbackRate, default 4>, and for a live stream
+// live_s=<seconds> [until_end=1].
+// VOD scenario: load -> play muted from the start at `rate` to the end -> seek to duration/2 -> play on until
+// currentTime has advanced >= 1 s past the seek point.
+// Live scenario (live_s given): load -> play muted at rate 1 from where the player joins -> done once currentTime
+// has advanced live_s seconds past the first position played (live_ok); with until_end=1 go on until the stream
+// ends (the point stops while we play: `ended`, or currentTime reaches a finite duration - 0.5 s). No seek.
+// Every step only waits for events; the overall time bound is run_player.mjs's (it reads whatever __result holds
+// when its deadline passes).
 //
 // __result fields:
 //   done            the scenario finished (all steps passed) or stopped on a fatal error
@@ -16,12 +21,16 @@
 //   audio_languages the language of each audio track the player offers, as the player reports it (its order)
 //   frames_decoded, frames_dropped, video_decoded_bytes, audio_decoded_bytes (Chromium's decoder counters)
 //   timeline        [{t_ms, what}] milestones, for timing and debugging
+//   live mode only: live_ok (advanced live_s), live_start_time (first position played, s), live_advanced_s,
+//                   is_live (the player itself treats the stream as live), stalls (`waiting` events)
 (function () {
   "use strict";
   const params = new URLSearchParams(location.search);
   const playerName = params.get("player") || "";
   const src = params.get("src") || "";
-  const rate = Number(params.get("rate") || "4");
+  const liveS = params.has("live_s") ? Number(params.get("live_s")) : null;
+  const untilEnd = params.get("until_end") === "1";
+  const rate = liveS !== null ? 1 : Number(params.get("rate") || "4");
   const video = document.getElementById("video");
   const t0 = performance.now();
 
@@ -32,6 +41,10 @@
     seek_point: null, frames_decoded: 0, frames_dropped: 0, video_decoded_bytes: 0, audio_decoded_bytes: 0,
     player_version: null, timeline: [],
   });
+  if (liveS !== null) {
+    Object.assign(R, { live_s: liveS, until_end: untilEnd, live_ok: false, live_start_time: null,
+                       live_advanced_s: 0, is_live: null, stalls: 0 });
+  }
 
   function mark(what) {
     if (R.timeline.length < 200) R.timeline.push({ t_ms: Math.round(performance.now() - t0), what: what });
@@ -97,7 +110,27 @@
     mark("playing");
     if (video.playbackRate !== rate) video.playbackRate = rate;
   });
-  video.addEventListener("ended", function () { mark("ended"); if (R.phase === "play") reachedEnd(); });
+  video.addEventListener("ended", function () {
+    mark("ended");
+    if (liveS !== null) { if (R.phase === "play") { sample(); liveProgress(true); } return; }
+    if (R.phase === "play") reachedEnd();
+  });
+  video.addEventListener("waiting", function () { if (liveS !== null) { R.stalls += 1; mark("waiting"); } });
+
+  // Live: count how far playback went from the first position played; never seek.
+  function liveProgress(ended) {
+    if (R.live_start_time === null && video.currentTime > 0) {
+      R.live_start_time = video.currentTime;
+      mark("live_start " + video.currentTime.toFixed(3));
+    }
+    if (R.live_start_time !== null) R.live_advanced_s = video.currentTime - R.live_start_time;
+    if (!R.live_ok && R.live_advanced_s >= liveS) { R.live_ok = true; mark("live_ok"); }
+    const atEnd = ended || (Number.isFinite(video.duration) && video.duration > 0 &&
+                            video.currentTime >= video.duration - 0.5);
+    if (atEnd && !R.played_to_end && R.live_start_time !== null) { R.played_to_end = true; mark("played_to_end"); }
+    if (R.live_ok && (!untilEnd || R.played_to_end)) finish();
+    else if (ended) finish();  // the stream ended before live_s: report what was reached
+  }
   video.addEventListener("seeked", function () {
     mark("seeked " + video.currentTime.toFixed(3));
     if (R.phase === "seek") {
@@ -107,7 +140,9 @@
   });
   video.addEventListener("timeupdate", function () {
     sample();
-    if (R.phase === "play" && Number.isFinite(video.duration) && video.currentTime >= video.duration - 0.5) {
+    if (liveS !== null) {
+      if (R.phase === "play") liveProgress(false);
+    } else if (R.phase === "play" && Number.isFinite(video.duration) && video.currentTime >= video.duration - 0.5) {
       reachedEnd();
     } else if (R.phase === "after-seek" && video.currentTime >= R.seek_point + 1) {
       R.seeked_ok = true;
@@ -145,6 +180,9 @@
         const message = data.type + "/" + data.details + (data.response ? " HTTP " + data.response.code : "") +
           (data.error ? ": " + data.error.message : "");
         if (data.fatal) fail("hlsjs", message); else warn("hlsjs", message);
+      });
+      hls.on(Hls.Events.LEVEL_LOADED, function (_event, data) {
+        if (liveS !== null && R.is_live === null && data.details) R.is_live = !!data.details.live;
       });
       hls.on(Hls.Events.MANIFEST_PARSED, function (_event, data) {
         const level = data.levels && data.levels[0];
@@ -197,6 +235,7 @@
           fail("dashjs", "playback error " + (err.code !== undefined ? "code " + err.code + " " : "") + (err.message || ""));
         });
         player.on(events.STREAM_INITIALIZED, function () {
+          if (liveS !== null) R.is_live = player.isDynamic();
           R.audio_tracks = player.getTracksFor("audio").length;
           R.audio_languages = player.getTracksFor("audio").map(function (t) { return t.lang || ""; });
           R.manifest_parsed = true;
@@ -205,6 +244,9 @@
           start();
         });
         player.initialize(video, src, false);
+        // Live: no third-party clock (dash.js defaults to time.akamai.com, unreachable here): the MPD's own
+        // UTCTiming, else the manifest response's Date header. After initialize(), which restores the defaults.
+        if (liveS !== null) player.clearDefaultUTCTimingSources();
       });
   }
 
@@ -231,6 +273,7 @@
       });
       return player.attach(video).then(function () { return player.load(src); }).then(function () {
         const audio = new Map();
+        if (liveS !== null) R.is_live = player.isLive();
         player.getVariantTracks().forEach(function (t) { if (t.audioCodec) audio.set(t.audioId, t.language || ""); });
         R.audio_tracks = audio.size;
         R.audio_languages = Array.from(audio.values());

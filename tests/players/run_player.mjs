@@ -1,7 +1,7 @@
 // Plays one stream in headless Debian Chromium with one player library and prints one JSON object on stdout.
 //
 //   node run_player.mjs --player hlsjs|dashjs|shaka --src <manifest URL> [--timeout-s 60] [--rate 4]
-//                       [--page-origin same|cross]
+//                       [--page-origin same|cross] [--live-s N [--until-end 1]]
 //
 // The player page (player.html, player.js, node_modules/...) is not served by any server: Playwright intercepts
 // requests for <page origin>/__players__/* and answers them from this directory. With --page-origin same (the
@@ -34,7 +34,7 @@ const CHROMIUM_FLAGS = [
 ];
 
 function parseArgs(argv) {
-  const args = { player: "", src: "", timeoutS: 60, rate: 4, pageOrigin: "same" };
+  const args = { player: "", src: "", timeoutS: 60, rate: 4, pageOrigin: "same", liveS: null, untilEnd: false };
   for (let i = 0; i < argv.length; i += 2) {
     const [key, value] = [argv[i], argv[i + 1]];
     if (value === undefined) throw new Error(`missing value for ${key}`);
@@ -43,10 +43,13 @@ function parseArgs(argv) {
     else if (key === "--timeout-s") args.timeoutS = Number(value);
     else if (key === "--rate") args.rate = Number(value);
     else if (key === "--page-origin") args.pageOrigin = value;
+    else if (key === "--live-s") args.liveS = Number(value);
+    else if (key === "--until-end") args.untilEnd = value === "1";
     else throw new Error(`unknown argument ${key}`);
   }
   if (!args.player || !args.src) throw new Error("--player and --src are required");
   if (!(args.timeoutS > 0) || !(args.rate > 0)) throw new Error("--timeout-s and --rate must be > 0");
+  if (args.liveS !== null && !(args.liveS > 0)) throw new Error("--live-s must be > 0");
   if (!["same", "cross"].includes(args.pageOrigin)) throw new Error("--page-origin is same or cross");
   return args;
 }
@@ -115,6 +118,10 @@ async function main() {
       if (list.length < 30) list.push(`failed ${reason} ${req.url()}`);
     });
     const query = new URLSearchParams({ player: args.player, src: args.src, rate: String(args.rate) });
+    if (args.liveS !== null) {
+      query.set("live_s", String(args.liveS));
+      if (args.untilEnd) query.set("until_end", "1");
+    }
     await page.goto(`${pageOrigin}${PREFIX}player.html?${query}`, {
       waitUntil: "load", timeout: Math.max(1000, deadline - Date.now()),
     });

@@ -1,0 +1,104 @@
+"""Real players on a live publishing point (issue 11 "Must show"): while one ffmpeg `-re -f ismv` push (H.264 + AAC)
+runs into a point, hls.js plays `BASE/master.m3u8`, dash.js `BASE/manifest.mpd` and dash.js with its MSS plugin
+`BASE/Manifest`, all three at once in headless Chromium; each joins live, plays at rate 1, and since the push ends
+while they play (the point stops, its manifests turn VOD) each must play on to the end of the event.
+
+The pushed file is encoded first (12 s, 1 s GOPs, so 1 s fragments) and pushed with `-re -c copy`. The players
+start once the manifests list 3 fragments, so they join about 3-4 s into the event and play about 8 s of it.
+Verdicts come from the players (their own live flag, errors) and Chromium's decoder counters.
+
+About 35 s on 2 cores (one 12 s push, three Chromiums at once).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import make_config
+from harness import play, serve_in_thread
+from origin_proxy.server.app import make_app
+
+pytestmark = pytest.mark.players
+
+TOKEN = "players-token"
+PUSH_S = 12
+PLAY_S = 3.0
+TIMEOUT_S = 45.0
+
+
+@pytest.fixture(scope="module")
+def pushed_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("live-players") / "event.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(PUSH_S),
+                    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-keyint_min", "25",
+                    "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", os.fspath(path)], check=True, timeout=120)
+    return path
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def _wait_for_fragments(base: str, count: int, push: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert push.poll() is None, "the push ended before the manifests listed anything"
+        status, manifest = _get(base + "/Manifest")  # Smooth: one c element per fragment, never folded
+        if status == 200 and manifest.count(b"<c ") >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{base} listed fewer than {count} fragments after {timeout_s} s")
+
+
+def _summary(result: dict) -> str:
+    keys = ("ok", "loaded", "is_live", "live_ok", "live_start_time", "live_advanced_s", "played_to_end", "stalls",
+            "errors", "warnings", "timed_out", "http_errors", "console_errors", "harness_error", "duration",
+            "current_time", "frames_decoded", "timeline", "wall_ms")
+    return repr({key: result.get(key) for key in keys})
+
+
+def test_three_players_play_a_live_push_to_its_end(tmp_path, pushed_file):
+    rules = [{"from": "/live/", "live": {"storage": os.fspath(tmp_path / "live"), "ingest_token": TOKEN,
+                                          "dvr_window_s": 60}}]
+    with serve_in_thread(make_app(make_config(rules, log_level="WARNING"))) as origin:
+        base = origin + "/live/event.isml"
+        push = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", os.fspath(pushed_file), "-c", "copy",
+             "-f", "ismv", "-movflags", "isml+frag_keyframe", "-headers", f"Authorization: Bearer {TOKEN}\r\n",
+             "-method", "POST", base + "/Streams(s1)"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _wait_for_fragments(base, 3, push)
+            plays = {"hls": (base + "/master.m3u8", "hlsjs", True), "dash": (base + "/manifest.mpd", "dashjs", True),
+                     "smooth": (base + "/Manifest", "dashjs", False)}
+            with concurrent.futures.ThreadPoolExecutor(len(plays)) as pool:
+                futures = {name: pool.submit(play, url, player, TIMEOUT_S, live_s=PLAY_S, until_end=until_end)
+                           for name, (url, player, until_end) in plays.items()}
+                results = {name: future.result() for name, future in futures.items()}
+            _, err = push.communicate(timeout=30)
+        finally:
+            if push.poll() is None:
+                push.kill()
+                push.wait()
+        assert push.returncode == 0, err.decode()
+        state = _get(base + "/state")[1]
+    assert b'"stopped"' in state
+    for name, result in results.items():
+        assert result["ok"], (name, _summary(result))
+        assert result["is_live"] is True, (name, _summary(result))  # the player joined it as a live stream
+        assert result["frames_decoded"] > 0 and result["video_decoded_bytes"] > 0, (name, _summary(result))
+        assert result["audio_decoded_bytes"] > 0, (name, _summary(result))
+        assert not result["http_errors"], (name, _summary(result))
+        if plays[name][2]:  # it played on after the point stopped, to (about) the end of the 12 s event
+            assert result["played_to_end"] and result["current_time"] >= PUSH_S - 1.5, (name, _summary(result))
