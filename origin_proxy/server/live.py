@@ -21,14 +21,13 @@ async def handle_live(request: web.Request, ref: SourceRef) -> web.StreamRespons
     if not name.endswith(".isml") or not NAME.fullmatch(name) or name in (".isml",) or ".." in name:
         request["route"] = "live_state"
         raise NotFound(f"not a publishing point: {name!r}")
-    if request.method in ("POST", "PUT"):
-        seed_ingest = rest == name.removesuffix(".isml") + ".ism"  # POST BASE/NAME.ism?stream_id=ID
-        if egress_route(rest) is not None and not seed_ingest:  # viewers' URLs never take a write
-            request["route"] = "live_manifest"
-            raise MethodNotAllowed(f"{request.method} is not allowed on {rest!r}", allowed=("GET", "HEAD"))
+    seed_ingest = rest == name.removesuffix(".isml") + ".ism"  # POST BASE/NAME.ism?stream_id=ID (and GET: SMIL)
+    viewers_only = egress_route(rest) is not None and not seed_ingest  # viewers' URLs never take a write
+    if request.method in ("GET", "HEAD"):
+        return await egress(request, ref, name, rest)
+    if request.method in ("POST", "PUT") and not viewers_only:
         request["route"] = "live_ingest"
         return await ingest(request, ref, name, stream_id_of(request, name, rest))
-    if request.method not in ("GET", "HEAD"):
-        raise MethodNotAllowed(f"{request.method} is not allowed on a publishing point",
-                               allowed=("GET", "HEAD", "POST", "PUT"))
-    return await egress(request, ref, name, rest)
+    request["route"] = "live_manifest" if viewers_only else "live_ingest"
+    allowed = ("GET", "HEAD") if viewers_only else ("GET", "HEAD", "POST", "PUT")
+    raise MethodNotAllowed(f"{request.method} is not allowed on {rest!r}", allowed=allowed)

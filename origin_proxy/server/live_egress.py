@@ -18,7 +18,8 @@ GET/HEAD under BASE = /live/NAME.isml, one declared route per URL kind (ROUTES, 
 Segment numbers are the event's fragment numbers and Smooth t its listed start times: neither moves when the DVR
 window prunes or the process restarts (live/egress.py: cmaf_position, smooth_position). Manifests are cached for
 about half a fragment (`cache_control_live_manifests` overrides); after end of stream for a minute.
-`?dvr_window_length=S` (seconds > 0) narrows a live manifest's window; anything else is 400.
+`?dvr_window_length=S` (seconds > 0) narrows a live manifest's window (to no less than 3.5 fragments); anything
+else is 400.
 Byte bodies (segments, fragments, init) all go through `_bytes_response`: strong ETag of the bytes (identical on
 two nodes fed the same ingest), 304, Range (RFC 9110 §14; one range 206, several multipart/byteranges), HEAD.
 """
@@ -74,7 +75,7 @@ class _Ask:
     def window_s(self) -> float | None:
         """Seconds a manifest lists: the DVR window, narrowed by ?dvr_window_length; None (all) after EOS."""
         return _window(self.request.query.get("dvr_window_length"), self.point.settings.dvr_window_s,
-                       self.point.ended)
+                       self.point.fragment_duration_s(), self.point.ended)
 
     def model(self) -> Presentation:
         point = self.point
@@ -101,8 +102,10 @@ class _Ask:
                             media=f"{prefix}/$Number$.m4s")
 
 
-def _window(asked: str | None, dvr_window_s: float, ended: bool) -> float | None:
-    """`dvr_window_length` checked (a positive finite number of seconds, else BadRequest) and applied."""
+def _window(asked: str | None, dvr_window_s: float, fragment_s: float, ended: bool) -> float | None:
+    """`dvr_window_length` checked (a positive finite number of seconds, else BadRequest) and applied: never wider
+    than the DVR window, never narrower than 3.5 fragments (a live HLS playlist lists at least 3 segments,
+    RFC 8216 §6.2.2)."""
     window = dvr_window_s
     if asked is not None:
         try:
@@ -111,7 +114,7 @@ def _window(asked: str | None, dvr_window_s: float, ended: bool) -> float | None
             value = math.nan
         if not math.isfinite(value) or value <= 0:
             raise BadRequest(f"dvr_window_length must be a positive number of seconds, not {asked[:40]!r}")
-        window = min(window, value)
+        window = min(window, max(value, 3.5 * fragment_s))
     return None if ended else window
 
 
