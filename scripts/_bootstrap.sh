@@ -46,7 +46,7 @@ use_venv() { [ -z "${VIRTUAL_ENV:-}" ] && { [ -x "$VENV_DIR/bin/python3" ] || ! 
 # ffmpeg/ffprobe, python3 (>= 3.11) and whatever is needed to pip-install into it; plus, unless called as
 # `ensure_system_deps serve` (scripts/demo: only what serving needs), the tools the tests drive.
 ensure_system_deps() {
-    local pkgs=() mode="${1:-test}"
+    local pkgs=() edges=() mode="${1:-test}"
     if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
         pkgs+=(ffmpeg)
     fi
@@ -67,6 +67,12 @@ ensure_system_deps() {
     command -v mkvmerge >/dev/null 2>&1 || pkgs+=(mkvtoolnix)
     command -v mpv >/dev/null 2>&1 || pkgs+=(mpv)
     command -v cvlc >/dev/null 2>&1 || pkgs+=(vlc-bin vlc-plugin-base)
+    # tests/edges/ start real CDN edges from docs/edges/: Apache Traffic Server, Varnish and nginx (with its
+    # proxy_cache and slice modules, in nginx-light). Their Debian services are not wanted: stopped below.
+    [ -x /usr/bin/traffic_server ] || edges+=(trafficserver)
+    [ -x /usr/sbin/varnishd ] || edges+=(varnish)
+    [ -x /usr/sbin/nginx ] || edges+=(nginx-light)
+    pkgs+=("${edges[@]}")
     fi  # test tools
     if ! command -v python3 >/dev/null 2>&1; then
         pkgs+=(python3 python3-venv python3-pip)
@@ -76,6 +82,10 @@ ensure_system_deps() {
         python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
     fi
     apt_install "${pkgs[@]}"
+    if [ "${#edges[@]}" -gt 0 ] && command -v systemctl >/dev/null 2>&1; then
+        # The packages start their services (ATS on 8080, Varnish on 6081, nginx on 80); the tests run their own.
+        as_root systemctl disable --now trafficserver varnish nginx >/dev/null 2>&1 || true
+    fi
     python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
         log "python3 >= 3.11 is required, found $(python3 --version 2>&1)"
         return 1
