@@ -1,0 +1,264 @@
+"""Live egress over HTTP from a real `origin_proxy serve` process while one ffmpeg push runs, then after it ends
+(issue 11 "Must show", egress side). test_live.py covers the ingest side (Smooth and per-segment pushes, HLS
+decoded while live, archive decoded, bad ingest); this module adds:
+
+- while live: `ffmpeg -i BASE/manifest.mpd` and `BASE/master.m3u8` decode without an error line; the dynamic MPD
+  validates against DASH-MPD.xsd (xmllint); Range on CMAF segments and Smooth fragments answers 206 with the
+  right bytes (one range, several, suffix, unsatisfiable 416), HEAD and If-None-Match; every Smooth fragment URL
+  the manifest lists (each c@t) answers 200 with a tfxd of exactly that time and duration; `?dvr_window_length`
+  narrows all three manifests and a bad one is 400; Cache-Control: about half a fragment on live manifests,
+  immutable on segments; GET/HEAD only (405 with Allow);
+- after end of stream: the static MPD validates; HLS and DASH decode frame-identical (framemd5 of the video) to
+  the pushed file; the archive files decode and end with an mfra.
+
+The pushed file is encoded first (14 s, H.264 with 1 s GOPs + AAC) and pushed with `-re -c copy -f ismv`, so the
+reference frames are known. About 18 s (the 14 s push runs in real time under the tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import struct
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from serve_process import ServeProcess
+
+TOKEN = "egress-token"
+PUSH_S = 14
+SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "DASH-MPD.xsd"
+TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory) -> Path:
+    """DASH-MPD.xsd with its xlink import pointed at the local xlink.xsd (as test_mpd_schema.py does)."""
+    assert SCHEMA.is_file() and shutil.which("xmllint"), f"{SCHEMA} and xmllint are needed"
+    folder = tmp_path_factory.mktemp("live-schema")
+    text = re.sub(r'schemaLocation="https?://www\.w3\.org/[^"]*xlink\.xsd"', 'schemaLocation="xlink.xsd"',
+                  SCHEMA.read_text(encoding="utf-8"))
+    (folder / "DASH-MPD.xsd").write_text(text, encoding="utf-8")
+    for name in ("xlink.xsd", "xml.xsd"):
+        shutil.copyfile(SCHEMA.parent / name, folder / name)
+    return folder / "DASH-MPD.xsd"
+
+
+def validate(schema: Path, mpd: bytes, folder: Path) -> None:
+    path = folder / "manifest.mpd"
+    path.write_bytes(mpd)
+    done = subprocess.run(["xmllint", "--noout", "--nonet", "--schema", os.fspath(schema), os.fspath(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+class Event:
+    """The origin process, the push, the paths."""
+
+    def __init__(self, origin: ServeProcess, push: subprocess.Popen, pushed: Path, storage: Path) -> None:
+        self.origin, self.push, self.pushed, self.storage = origin, push, pushed, storage
+        self.base = origin.base_url + "/live/ev.isml"
+
+    def ended(self) -> None:
+        """Wait for the push to end (bounded) and check it succeeded."""
+        _, err = self.push.communicate(timeout=PUSH_S + 30)
+        assert self.push.returncode == 0, err.decode()
+
+
+@pytest.fixture(scope="module")
+def event(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live-egress")
+    pushed = root / "pushed.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(PUSH_S),
+                    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25",
+                    "-sc_threshold", "0", "-bf", "0", "-c:a", "aac", "-b:a", "64k", os.fspath(pushed)],
+                   check=True, timeout=60)
+    storage = root / "live"
+    remap = (f"remap:\n  - from: /live/\n    live:\n      storage: {storage}\n      ingest_token: {TOKEN}\n"
+             f"      dvr_window_s: 60\n")
+    with ServeProcess(root / "origin", remap) as origin:
+        base = origin.base_url + "/live/ev.isml"
+        push = subprocess.Popen(
+            ["ffmpeg", "-v", "error", "-nostdin", "-re", "-i", os.fspath(pushed), "-c", "copy", "-f", "ismv",
+             "-movflags", "isml+frag_keyframe", "-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST",
+             base + "/Streams(s1)"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            import urllib.request
+            deadline = time.monotonic() + 20
+            while True:  # live with 4 fragments listed in the Smooth manifest (one c per fragment)
+                assert push.poll() is None and time.monotonic() < deadline, "the point never listed 4 fragments"
+                try:
+                    with urllib.request.urlopen(base + "/Manifest", timeout=5) as resp:
+                        if resp.read().count(b"<c ") >= 2 * 4:
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            yield Event(origin, push, pushed, storage)
+        finally:
+            if push.poll() is None:
+                push.kill()
+                push.wait()
+
+
+async def get(session: aiohttp.ClientSession, url: str, **kwargs) -> tuple[aiohttp.ClientResponse, bytes]:
+    async with session.request(kwargs.pop("method", "GET"), url, **kwargs) as resp:
+        return resp, await resp.read()
+
+
+def media_playlist_urls(master: str) -> list[str]:
+    return [line for line in master.splitlines() if line and not line.startswith("#")]
+
+
+def smooth_fragments(manifest: bytes) -> list[tuple[str, int, int, int]]:
+    """(kind, bitrate, t, d) of every listed chunk of every QualityLevel (c@t, or the previous end)."""
+    out = []
+    for stream in ET.fromstring(manifest).iter("StreamIndex"):
+        t = 0
+        chunks = []
+        for c in stream.iter("c"):
+            t = int(c.get("t", t))
+            chunks.append((t, int(c.get("d"))))
+            t += int(c.get("d"))
+        for level in stream.iter("QualityLevel"):
+            out += [(stream.get("Type"), int(level.get("Bitrate")), t, d) for t, d in chunks]
+    return out
+
+
+async def ffmpeg_errors(*args: str, timeout_s: float = 40) -> str:
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode == 0, err.decode()[-3000:]
+    return err.decode()
+
+
+async def framemd5(source: str) -> list[str]:
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", "-i", source, "-map", "0:v:0",
+                                                "-f", "framemd5", "-", stdout=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return [line.rsplit(",", 1)[1].strip() for line in out.decode().splitlines() if not line.startswith("#")]
+
+
+# ---- while live ---------------------------------------------------------------------------------------------
+
+async def test_live_http_semantics(event):
+    async with aiohttp.ClientSession() as session:
+        resp, body = await get(session, event.base + "/state")
+        assert b'"started"' in body, "the push ended before the live checks ran"
+        resp, master = await get(session, event.base + "/master.m3u8")
+        assert resp.status == 200 and resp.headers["Cache-Control"] == "public, max-age=1"  # 1 s fragments
+        video_playlist = next(u for u in media_playlist_urls(master.decode()) if "video" in u)
+        resp, playlist = await get(session, event.base + "/" + video_playlist)
+        assert resp.headers["Cache-Control"] == "public, max-age=1"
+        segment_url = event.base + "/" + video_playlist.rsplit("/", 1)[0] + "/" + \
+            media_playlist_urls(playlist.decode())[1]
+        for url in (segment_url, event.base + "/Manifest"):  # viewers never write
+            for method in ("POST", "PUT", "DELETE"):
+                resp, _ = await get(session, url, method=method, data=b"x",
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+                assert (resp.status, resp.headers.get("Allow")) == (405, "GET, HEAD"), (method, url)
+
+        # Range on a CMAF segment and on a Smooth fragment (RFC 9110 §14).
+        _, manifest = await get(session, event.base + "/Manifest")
+        kind, bitrate, t, d = smooth_fragments(manifest)[1]
+        fragment_url = f"{event.base}/QualityLevels({bitrate})/Fragments({kind}={t})"
+        for url in (segment_url, fragment_url):
+            resp, whole = await get(session, url)
+            assert resp.status == 200 and resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+            n = len(whole)
+            assert n > 300 and resp.headers["Accept-Ranges"] == "bytes"
+            resp, part = await get(session, url, headers={"Range": "bytes=100-199"})
+            assert (resp.status, resp.headers["Content-Range"], part) == (206, f"bytes 100-199/{n}", whole[100:200])
+            resp, part = await get(session, url, headers={"Range": "bytes=-50"})
+            assert (resp.status, resp.headers["Content-Range"], part) == (206, f"bytes {n - 50}-{n - 1}/{n}",
+                                                                           whole[-50:])
+            resp, part = await get(session, url, headers={"Range": "bytes=0-9,20-29"})
+            assert resp.status == 206 and resp.content_type == "multipart/byteranges"
+            assert f"Content-Range: bytes 0-9/{n}\r\n\r\n".encode() + whole[0:10] in part
+            assert f"Content-Range: bytes 20-29/{n}\r\n\r\n".encode() + whole[20:30] in part
+            resp, _ = await get(session, url, headers={"Range": f"bytes={n}-"})
+            assert (resp.status, resp.headers["Content-Range"]) == (416, f"bytes */{n}")
+            resp, head = await get(session, url, method="HEAD")
+            assert (resp.status, int(resp.headers["Content-Length"]), head) == (200, n, b"")
+            resp, _ = await get(session, url, headers={"If-None-Match": resp.headers["ETag"]})
+            assert resp.status == 304
+
+        # ?dvr_window_length narrows every manifest; a bad value is 400, not 404.
+        resp, narrow = await get(session, event.base + "/" + video_playlist + "?dvr_window_length=2")
+        assert resp.status == 200
+        listed = narrow.decode().count("#EXTINF")
+        assert 3 <= listed < playlist.decode().count("#EXTINF") + 2  # never below 3 segments (RFC 8216 §6.2.2)
+        _, wide = await get(session, event.base + "/" + video_playlist)
+        assert listed < wide.decode().count("#EXTINF")
+        _, mpd = await get(session, event.base + "/manifest.mpd?dvr_window_length=2")
+        depth_s = float(re.search(r'timeShiftBufferDepth="PT([0-9.]+)S"', mpd.decode()).group(1))
+        assert 3.5 <= depth_s < 3.6  # 2 s asked, widened to 3.5 fragments of about 1 s
+        assert ET.fromstring(mpd).find(".//{*}S") is not None
+        _, smooth = await get(session, event.base + "/Manifest?dvr_window_length=2")
+        assert int(ET.fromstring(smooth).get("DVRWindowLength")) == pytest.approx(depth_s * 10_000_000, abs=10_000)
+        for bad in ("abc", "0", "-3", "nan", "inf", ""):
+            resp, _ = await get(session, event.base + "/manifest.mpd?dvr_window_length=" + bad)
+            assert resp.status == 400, bad
+
+
+async def test_every_listed_smooth_time_answers_its_tfxd(event):
+    async with aiohttp.ClientSession() as session:
+        _, manifest = await get(session, event.base + "/Manifest")
+        assert b'IsLive="TRUE"' in manifest
+        listed = smooth_fragments(manifest)
+        assert {kind for kind, *_ in listed} == {"video", "audio"} and len(listed) >= 8
+        for kind, bitrate, t, d in listed:
+            resp, body = await get(session, f"{event.base}/QualityLevels({bitrate})/Fragments({kind}={t})")
+            assert resp.status == 200, (kind, t)
+            at = body.index(TFXD_UUID) + 16  # MS-SSTR §2.2.4.4: version 1, then 64-bit time and duration
+            assert struct.unpack_from(">IQQ", body, at) == (1 << 24, t, d), (kind, t)
+
+
+async def test_ffmpeg_decodes_the_live_dash_and_hls(event, schema, tmp_path):
+    async with aiohttp.ClientSession() as session:
+        resp, mpd = await get(session, event.base + "/manifest.mpd")
+        assert b'type="dynamic"' in mpd, "the push ended before the live checks ran"
+    validate(schema, mpd, tmp_path)
+    # 3 s of each, while the push goes on: no error line at all.
+    dash, hls = await asyncio.gather(ffmpeg_errors("-t", "3", "-i", event.base + "/manifest.mpd", "-f", "null", "-"),
+                                     ffmpeg_errors("-t", "3", "-i", event.base + "/master.m3u8", "-f", "null", "-"))
+    assert dash == "" and hls == "", (dash, hls)
+
+
+# ---- after end of stream ------------------------------------------------------------------------------------
+
+async def test_after_end_of_stream_the_event_is_vod(event, schema, tmp_path):
+    await asyncio.to_thread(event.ended)
+    async with aiohttp.ClientSession() as session:
+        _, state = await get(session, event.base + "/state")
+        assert b'"stopped"' in state
+        resp, mpd = await get(session, event.base + "/manifest.mpd")
+        assert b'type="static"' in mpd and b"mediaPresentationDuration" in mpd
+        assert resp.headers["Cache-Control"] == "public, max-age=60"
+        _, manifest = await get(session, event.base + "/Manifest")
+        assert b"IsLive" not in manifest
+    validate(schema, mpd, tmp_path)
+    pushed = await framemd5(os.fspath(event.pushed))
+    hls, dash = await asyncio.gather(framemd5(event.base + "/master.m3u8"), framemd5(event.base + "/manifest.mpd"))
+    assert len(pushed) == 25 * PUSH_S
+    assert hls == pushed
+    assert dash == pushed
+    archives = sorted((event.storage / "ev.isml").glob("E001-*.mp4"))
+    assert archives
+    for archive in archives:
+        assert await ffmpeg_errors("-i", os.fspath(archive), "-f", "null", "-") == ""
+        data = archive.read_bytes()
+        size, fourcc = struct.unpack_from(">I4s", data, len(data) - 16)  # mfro: the last 16 bytes
+        assert fourcc == b"mfro"
+        mfra_size = struct.unpack_from(">I", data, len(data) - 4)[0]  # mfro's mfra_size (§8.8.11)
+        assert data[len(data) - mfra_size + 4 : len(data) - mfra_size + 8] == b"mfra"
+    assert await framemd5(os.fspath(archives[0])) == pushed
