@@ -13,7 +13,8 @@ GET/HEAD under BASE = /live/NAME.isml, one declared route per URL kind (ROUTES, 
 | `cmaf1/E<event>/<rendition>/playlist.m3u8`               | live_manifest | HLS media playlist                  |
 | `cmaf1/E<event>/<rendition>/init.mp4`                    | live_segment  | CMAF header, immutable              |
 | `cmaf1/E<event>/<rendition>/<number>.m4s`                | live_segment  | CMAF segment, immutable             |
-| `QualityLevels(<bitrate>)/Fragments(<video|audio>=<t>)` | live_segment  | Smooth fragment (tfxd), immutable   |
+| `E<event>/QualityLevels(<bitrate>)/Fragments(<video|audio>=<t>)` | live_segment | Smooth fragment (tfxd, tfrf), immutable |
+| `QualityLevels(<bitrate>)/Fragments(<video|audio>=<t>)` | live_segment | the same, current event, manifest lifetime |
 
 Segment numbers are the event's fragment numbers and Smooth t its listed start times: neither moves when the DVR
 window prunes or the process restarts (live/egress.py: cmaf_position, smooth_position). Manifests are cached for
@@ -118,17 +119,20 @@ def _window(asked: str | None, dvr_window_s: float, fragment_s: float, ended: bo
     return None if ended else window
 
 
-def _manifest_response(ask: _Ask, text: str, content_type: str) -> web.Response:
-    point = ask.point
+def _manifest_cache(point: PublishingPoint) -> str:
     if point.ended:
-        cache = ENDED_MANIFEST
-    else:  # about half a fragment: a CDN asks again about twice per new fragment
-        cache = point.settings.cache_control_live_manifests or \
-            f"public, max-age={max(1, round(point.fragment_duration_s() / 2))}"
-    return web.Response(text=text, content_type=content_type, headers={"Cache-Control": cache})
+        return ENDED_MANIFEST
+    # about half a fragment: a CDN asks again about twice per new fragment
+    return point.settings.cache_control_live_manifests or \
+        f"public, max-age={max(1, round(point.fragment_duration_s() / 2))}"
 
 
-def _bytes_response(request: web.Request, data: bytes, content_type: str = "video/mp4") -> web.Response:
+def _manifest_response(ask: _Ask, text: str, content_type: str) -> web.Response:
+    return web.Response(text=text, content_type=content_type, headers={"Cache-Control": _manifest_cache(ask.point)})
+
+
+def _bytes_response(request: web.Request, data: bytes, content_type: str = "video/mp4",
+                    cache_control: str = IMMUTABLE) -> web.Response:
     """The one answer for segment, fragment and init bytes (later: server/body.py's writer).
 
     Strong ETag = a hash of the bytes (segments depend on the ingest only, so two nodes agree); If-None-Match ->
@@ -136,7 +140,7 @@ def _bytes_response(request: web.Request, data: bytes, content_type: str = "vide
     -> RangeNotSatisfiable (416); HEAD gets the headers only (aiohttp drops the body).
     """
     etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
-    headers = {"Cache-Control": IMMUTABLE, "ETag": etag, "Accept-Ranges": "bytes"}
+    headers = {"Cache-Control": cache_control, "ETag": etag, "Accept-Ranges": "bytes"}
     if not_modified(request.headers, etag, None):
         return web.Response(status=304, headers=headers)
     ranges = parse_range(request.headers.get("Range"), len(data)) if if_range_allows(request.headers, etag, None) \
@@ -188,7 +192,8 @@ async def _smooth_manifest(ask: _Ask) -> web.Response:
     streams = smooth_streams(ask.point.views(ask.window_s()), lookahead=0 if ask.point.ended else 1)
     if not streams:
         raise NotFound(f"{ask.name} has no media yet")
-    return _manifest_response(ask, smooth.client_manifest(streams, ask._live()), "text/xml")
+    text = smooth.client_manifest(streams, ask._live(), url_prefix=f"E{ask.point.event}/")
+    return _manifest_response(ask, text, "text/xml")
 
 
 async def _master(ask: _Ask) -> web.Response:
@@ -226,6 +231,12 @@ async def _cmaf_segment(ask: _Ask) -> web.Response:
 
 async def _smooth_fragment(ask: _Ask) -> web.Response:
     bitrate, kind, t = int(ask.match.group("bitrate")), ask.match.group("kind"), int(ask.match.group("t"))
+    event = ask.match.group("event")
+    if event is not None and int(event) != ask.point.event:
+        raise NotFound(f"event {event} of {ask.name} is not served (current: {ask.point.event})")
+    # Without E<event>/ (MS-SSTR's bare form) the URL means another fragment once a new event starts: it is
+    # answered for the current event, cached only as long as a manifest.
+    cache = IMMUTABLE if event is not None else _manifest_cache(ask.point)
     live = next((track for track in ask.point.tracks.values()
                  if track.bitrate_bps == bitrate and track.track.kind == kind), None)
     if live is None:
@@ -238,7 +249,7 @@ async def _smooth_fragment(ask: _Ask) -> web.Response:
     return _bytes_response(ask.request, segment(data, live.track_id, index.times[position],
                                                 index.first_number + position,
                                                 scale=(SMOOTH_TIMESCALE, index.timescale), smooth=True,
-                                                smooth_next=announced))
+                                                smooth_next=announced), cache_control=cache)
 
 
 async def _until_next_fragment(point: PublishingPoint, live: LiveTrack, position: int) -> int:
@@ -268,8 +279,8 @@ ROUTES: tuple[tuple[re.Pattern, str, Callable[[_Ask], Awaitable[web.Response]]],
     (re.compile(_CMAF + r"playlist\.m3u8"), "live_manifest", _media_playlist),
     (re.compile(_CMAF + r"init\.mp4"), "live_segment", _init),
     (re.compile(_CMAF + r"(?P<number>\d{1,18})\.m4s"), "live_segment", _cmaf_segment),
-    (re.compile(r"QualityLevels\((?P<bitrate>\d{1,12})\)/Fragments\((?P<kind>video|audio)=(?P<t>\d{1,20})\)"),
-     "live_segment", _smooth_fragment),
+    (re.compile(r"(?:E(?P<event>\d{1,9})/)?QualityLevels\((?P<bitrate>\d{1,12})\)"
+                r"/Fragments\((?P<kind>video|audio)=(?P<t>\d{1,20})\)"), "live_segment", _smooth_fragment),
 )
 
 

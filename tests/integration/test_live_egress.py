@@ -118,10 +118,12 @@ def media_playlist_urls(master: str) -> list[str]:
     return [line for line in master.splitlines() if line and not line.startswith("#")]
 
 
-def smooth_fragments(manifest: bytes) -> list[tuple[str, int, int, int]]:
-    """(kind, bitrate, t, d) of every listed chunk of every QualityLevel (c@t, or the previous end)."""
+def smooth_fragments(manifest: bytes) -> list[tuple[str, int, int, int, str]]:
+    """(kind, bitrate, t, d, URL after BASE/) of every listed chunk of every QualityLevel (c@t, or the previous
+    end; the URL from StreamIndex@Url, MS-SSTR §2.2.2.3)."""
     out = []
     for stream in ET.fromstring(manifest).iter("StreamIndex"):
+        template = stream.get("Url")
         t = 0
         chunks = []
         for c in stream.iter("c"):
@@ -129,7 +131,9 @@ def smooth_fragments(manifest: bytes) -> list[tuple[str, int, int, int]]:
             chunks.append((t, int(c.get("d"))))
             t += int(c.get("d"))
         for level in stream.iter("QualityLevel"):
-            out += [(stream.get("Type"), int(level.get("Bitrate")), t, d) for t, d in chunks]
+            bitrate = level.get("Bitrate")
+            out += [(stream.get("Type"), int(bitrate), t, d,
+                     template.replace("{bitrate}", bitrate).replace("{start time}", str(t))) for t, d in chunks]
     return out
 
 
@@ -169,8 +173,14 @@ async def test_live_http_semantics(event):
 
         # Range on a CMAF segment and on a Smooth fragment (RFC 9110 §14).
         _, manifest = await get(session, event.base + "/Manifest")
-        kind, bitrate, t, d = smooth_fragments(manifest)[1]
-        fragment_url = f"{event.base}/QualityLevels({bitrate})/Fragments({kind}={t})"
+        kind, bitrate, t, d, path = smooth_fragments(manifest)[1]
+        fragment_url = f"{event.base}/{path}"
+        assert path == f"E1/QualityLevels({bitrate})/Fragments({kind}={t})"  # the event is part of the URL
+        resp, bare = await get(session, f"{event.base}/QualityLevels({bitrate})/Fragments({kind}={t})")
+        _, same = await get(session, fragment_url)
+        assert bare == same and resp.headers["Cache-Control"] == "public, max-age=1"  # MS-SSTR's bare form
+        resp, _ = await get(session, f"{event.base}/E2/QualityLevels({bitrate})/Fragments({kind}={t})")
+        assert resp.status == 404  # no such event
         for url in (segment_url, fragment_url):
             resp, whole = await get(session, url)
             assert resp.status == 200 and resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -216,8 +226,8 @@ async def test_every_listed_smooth_time_answers_its_tfxd(event):
         assert b'IsLive="TRUE"' in manifest
         listed = smooth_fragments(manifest)
         assert {kind for kind, *_ in listed} == {"video", "audio"} and len(listed) >= 8
-        for kind, bitrate, t, d in listed:
-            resp, body = await get(session, f"{event.base}/QualityLevels({bitrate})/Fragments({kind}={t})")
+        for kind, bitrate, t, d, path in listed:
+            resp, body = await get(session, f"{event.base}/{path}")
             assert resp.status == 200, (kind, t)
             at = body.index(TFXD_UUID) + 16  # MS-SSTR §2.2.4.4: version 1, then 64-bit time and duration
             assert struct.unpack_from(">IQQ", body, at) == (1 << 24, t, d), (kind, t)
