@@ -13,8 +13,8 @@ GET/HEAD under BASE = /live/NAME.isml, one declared route per URL kind (ROUTES, 
 | `cmaf1/E<event>/<rendition>/playlist.m3u8`               | live_manifest | HLS media playlist                  |
 | `cmaf1/E<event>/<rendition>/init.mp4`                    | live_segment  | CMAF header, immutable              |
 | `cmaf1/E<event>/<rendition>/<number>.m4s`                | live_segment  | CMAF segment, immutable             |
-| `E<event>/QualityLevels(<bitrate>)/Fragments(<video|audio>=<t>)` | live_segment | Smooth fragment (tfxd, tfrf), immutable |
-| `QualityLevels(<bitrate>)/Fragments(<video|audio>=<t>)` | live_segment | the same, current event, manifest lifetime |
+| `E<event>/QualityLevels(<bitrate>)/Fragments(<kind>=<t>)`  | live_segment  | Smooth fragment (tfxd, tfrf), immutable |
+| `QualityLevels(<bitrate>)/Fragments(<kind>=<t>)`           | live_segment  | the same (current event), as a manifest |
 
 Segment numbers are the event's fragment numbers and Smooth t its listed start times: neither moves when the DVR
 window prunes or the process restarts (live/egress.py: cmaf_position, smooth_position). Manifests are cached for
@@ -45,7 +45,7 @@ from ..live.egress import (SMOOTH_TIMESCALE, cmaf_position, live_state, presenta
                            smooth_position, smooth_streams)
 from ..live.point import LiveTrack, PublishingPoint
 from ..manifest import dash, hls, smooth
-from ..manifest.model import Presentation, UrlTemplates
+from ..manifest.model import Live, Presentation, UrlTemplates
 from ..plan import Plan
 from ..remap import SourceRef
 from .http_semantics import if_range_allows, multipart_body, not_modified, parse_range
@@ -83,9 +83,10 @@ class _Ask:
         views = point.views(self.window_s())
         if not views:
             raise NotFound(f"{self.name} has no media yet")
-        return presentation(views, self._live(), self._urls())
+        return presentation(views, self.live(), self._urls())
 
-    def _live(self):
+    def live(self) -> Live:
+        """The manifests' Live block, made now."""
         window = self.window_s()
         point = self.point
         return live_state(point.availability_start_time(), datetime.fromtimestamp(self.now_s, timezone.utc),
@@ -192,7 +193,7 @@ async def _smooth_manifest(ask: _Ask) -> web.Response:
     streams = smooth_streams(ask.point.views(ask.window_s()), lookahead=0 if ask.point.ended else 1)
     if not streams:
         raise NotFound(f"{ask.name} has no media yet")
-    text = smooth.client_manifest(streams, ask._live(), url_prefix=f"E{ask.point.event}/")
+    text = smooth.client_manifest(streams, ask.live(), url_prefix=f"E{ask.point.event}/")
     return _manifest_response(ask, text, "text/xml")
 
 
@@ -225,7 +226,7 @@ async def _cmaf_segment(ask: _Ask) -> web.Response:
     live = _cmaf_track(ask)
     number = int(ask.match.group("number"))
     position = cmaf_position(live.index, number)
-    data = ask.point.read(live.index.locations[position])
+    data = await asyncio.to_thread(ask.point.read, live.index.locations[position])  # off the loop: disk
     return _bytes_response(ask.request, segment(data, live.track_id, live.index.times[position], number))
 
 
@@ -245,7 +246,7 @@ async def _smooth_fragment(ask: _Ask) -> web.Response:
     position = smooth_position(index, t)
     position = await _until_next_fragment(ask.point, live, position)
     announced = smooth_next(index, position, ask.point.ended)
-    data = ask.point.read(index.locations[position])
+    data = await asyncio.to_thread(ask.point.read, index.locations[position])
     return _bytes_response(ask.request, segment(data, live.track_id, index.times[position],
                                                 index.first_number + position,
                                                 scale=(SMOOTH_TIMESCALE, index.timescale), smooth=True,
