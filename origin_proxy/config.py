@@ -361,7 +361,7 @@ class ServiceConfig(_Frozen):
     keepalive_timeout_s: float = Field(75.0, gt=0)  # an idle keep-alive connection is closed after this long
     access_log: Literal["off", "plain", "json"] = "plain"
     # largest generated slice written at once, and each connection's transport high-water mark (server/body.py)
-    write_slice_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
+    write_slice_bytes: int = Field(32 * 1024, ge=4096, le=16 * 1024 * 1024)
 
     @field_validator("access_log", mode="before")
     @classmethod

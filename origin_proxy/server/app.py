@@ -27,7 +27,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n", headers={"X-Origin-Proxy-Pid": str(os.getpid())})
 
 
-UPSTREAM_READ_BUFSIZE = 64 * 1024
+UPSTREAM_READ_BUFSIZE = 16 * 1024
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
@@ -36,8 +36,8 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
     settings = state.config.service.upstream
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=settings.connections_per_host)
     timeout = client_timeout(settings.connect_timeout_s, settings.read_timeout_s)
-    # read_bufsize bounds each response's read-ahead (aiohttp pauses the socket at twice it): a stopped reader
-    # stops its upstream read after ~128 KiB.
+    # A response's read-ahead is twice the larger of read_bufsize and the chunk one read asks for (server/respond.py
+    # CHUNK_BYTES, 32 KiB): a stalled reader's upstream read stops after ~64 KiB (bench/slow_readers.py).
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
                                      read_bufsize=UPSTREAM_READ_BUFSIZE) as session:
         state.session = session

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ..errors import UpstreamError
 
-WRITE_SLICE_BYTES = 64 * 1024  # default slice and transport high-water mark (service.write_slice_bytes)
+WRITE_SLICE_BYTES = 32 * 1024  # default slice and transport high-water mark (service.write_slice_bytes)
 
 
 class BodyBytes:

@@ -11,6 +11,7 @@ Tracks a protocol cannot carry are left out of its manifest with one log line wh
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -24,7 +25,8 @@ from ..package.tracks import CARRIED_BY, Packaging, PackagedTrack, Protocol, pac
 from ..package.urls import FORMAT_TOKEN, PackageResource, version_token
 from ..plan import Plan
 from ..remap import SourceRef
-from ..store.catalog import ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
+from ..store.catalog import HeadKey, ManifestKey, PackagingKey, Presentation, SmoothKey, SourceVersion
+from ..store.heads import HeadCache
 from ..store.source import Source
 from ..store.metadata import cached_movie_file
 from .respond import Planned, serve_plan
@@ -85,7 +87,9 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
             content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
             return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
 
-        return track_planned(packaging.track(resource.representation_id), resource, variant, service, version)
+        return await track_planned(packaging.track(resource.representation_id), resource, variant, service, version,
+                                   heads=state.heads, head_version=presentation,
+                                   head_params=resource.representation_id or "")
 
     return await serve_plan(request, state, media_ref, build)
 
@@ -102,10 +106,13 @@ def render_manifest(identity: str, packaging: Packaging, protocol: Protocol, ver
     return Rendered(text.encode())
 
 
-def track_planned(track: PackagedTrack, resource: PackageResource, variant: str, service: ServiceConfig,
-                  version: str | None = None) -> Planned:
+async def track_planned(track: PackagedTrack, resource: PackageResource, variant: str, service: ServiceConfig,
+                        version: str | None = None, *, heads: HeadCache | None = None,
+                        head_version: Presentation | None = None, head_params: str = "") -> Planned:
     """The media playlist (its URLs under `version`), CMAF header or CMAF fragment of one track (kinds
-    "playlist", "init", "segment"). Raises NotFound for a segment the track does not have."""
+    "playlist", "init", "segment"). With `heads`, the init segment's and the fragment's Plans are built once in the
+    head cache (store/heads.py) under HeadKey(head_version, kind, head_params [+ segment index]); `head_params`
+    names what besides the version selects the track. Raises NotFound for a segment the track does not have."""
     if resource.kind == "playlist":
         if track.info.fourcc not in CARRIED_BY["hls"]:
             raise NotFound("no such track in the HLS presentation", representation_id=track.representation_id)
@@ -115,12 +122,28 @@ def track_planned(track: PackagedTrack, resource: PackageResource, variant: str,
     # Immutable only where the URL names the version; an unversioned URL's bytes change with the source.
     lifetime = service.cache_control_segments if resource.immutable else service.cache_control_manifests
     if resource.kind == "init":
-        return Planned(Plan((cmaf_header(track.timeline.track),), content_type), variant, lifetime)
+        init = await _head(heads, head_version, "init", f"{head_params}\0{content_type}",
+                           lambda: Plan((cmaf_header(track.timeline.track),), content_type))
+        return Planned(init, variant, lifetime)
     if not 0 <= resource.segment_index < track.segment_count:
         raise NotFound("no such segment", segment_number=resource.segment_number,
                        segment_count=track.segment_count)
-    head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
-    return Planned(Plan((head, *ranges), content_type), variant, lifetime)
+
+    def build() -> Plan:
+        head, ranges = cmaf_fragment(track.timeline, resource.segment_index)
+        return Plan((head, *ranges), content_type)
+
+    segment = await _head(heads, head_version, "segment",
+                          f"{head_params}\0{content_type}\0{resource.segment_index}", build)
+    return Planned(segment, variant, lifetime)
+
+
+async def _head(heads: HeadCache | None, version: Presentation | None, kind: str, params: str,
+                build: Callable[[], Plan]) -> Plan:
+    """`build()` through the head cache when there is one (and a version to key it by), else built now."""
+    if heads is None or version is None:
+        return build()
+    return await heads.plan(HeadKey(version, kind, params), build)
 
 
 async def cached_smooth_presentation(identity: str, packaging: Packaging, state: EdgeState,
@@ -160,7 +183,14 @@ async def smooth_planned(identity: str, packaging: Packaging, resource: PackageR
         rendered = await state.cache.get_or_load(ManifestKey(key, "smooth"), render)
         return Planned(Plan((rendered.body,), SMOOTH_CONTENT_TYPE), variant, service.cache_control_manifests)
     stream, level = presentation.find(resource.stream or "", resource.bitrate or 0)
-    head, ranges = smooth.smooth_fragment(stream, level, stream.fragment_index(resource.fragment_time or 0))
+    index = stream.fragment_index(resource.fragment_time or 0)
     content_type = "video/mp4" if stream.is_video else "audio/mp4"
+
+    def build() -> Plan:
+        head, ranges = smooth.smooth_fragment(stream, level, index)
+        return Plan((head, *ranges), content_type)
+
+    fragment = await _head(state.heads, key, "fragment",
+                           f"{stream.name}\0{level.bitrate}\0{index}\0{content_type}", build)
     lifetime = service.cache_control_segments if resource.immutable else service.cache_control_manifests
-    return Planned(Plan((head, *ranges), content_type), f"{variant}\0{resource.text}", lifetime)
+    return Planned(fragment, f"{variant}\0{resource.text}", lifetime)

@@ -171,7 +171,9 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
         packaging = await state.cache.get_or_load(key, load)
         track = package_set([(entry.representation_id, _select(packaging, entry))], target_s).tracks[0]
         variant = "\0".join((FORMAT_TOKEN, resource.text, str(target_s), ism_validator))
-        return track_planned(track, resource, variant, service, token)
+        member = Presentation(SourceVersion(source.identity, source.validator), target_s)
+        return await track_planned(track, resource, variant, service, token, heads=state.heads, head_version=member,
+                                   head_params=f"{ism_ref.identity}\0{ism_validator}\0{entry.representation_id}")
 
     try:
         return await serve_plan(request, state, mref, build_track)

@@ -10,7 +10,7 @@ before prepare(): the first chunk of a large range, or the whole first run of sm
 failure aborts the connection (server/errors.py).
 Body bytes go through the one writer (server/body.py): generated parts as zero-copy slices with a drain between
 them (the heads of clips and segments are shared, from the head cache, store/heads.py); a SourceRange of
-SMALL_RANGE_BYTES or more with `loop.sendfile` (local) or streamed in chunks of at most 256 KiB (upstream, each
+SMALL_RANGE_BYTES or more with `loop.sendfile` (local) or streamed in chunks of at most 64 KiB (upstream, each
 chunk dropped once written; a slow client stops the upstream read through aiohttp's bounded read-ahead). A
 prefetched chunk is released as soon as it is written.
 Consecutive smaller ranges (a fragment's sample runs, interleaved with other tracks' samples in the file) are
@@ -41,7 +41,11 @@ from .state import EDGE_STATE, EdgeState
 
 log = logging.getLogger("origin_proxy.server")
 
-CHUNK_BYTES = 256 * 1024
+# Upstream chunk: aiohttp raises a response's read-ahead to twice the size one read asks for
+# (StreamReader.set_read_chunk_size), so this also bounds what a stalled reader's upstream response buffers.
+# 32 KiB: ~256 KiB per slow HTTP-rule reader; one fast stream still moves ~450 MB/s on loopback (256 KiB: ~650).
+CHUNK_BYTES = 32 * 1024
+PREFETCH_BYTES = 64 * 1024  # the first upstream bytes read before the headers go out (a fault there is a clean 502)
 SMALL_RANGE_BYTES = 64 * 1024  # ranges below this are gathered into runs rather than sendfile'd or streamed
 SMALL_RUN_BYTES = 4 * 1024 * 1024  # at most this much (plus one small range) held in memory per run
 
@@ -167,7 +171,7 @@ async def _prefetch_first_range(body: list[Part], source: Source, stack: AsyncEx
             if part.size < SMALL_RANGE_BYTES:
                 run, stop = _small_run(body, index)
                 return _Prefetched(index, stop, await source.read_ranges(run), None)
-            chunks = source.stream(part.offset, part.size, CHUNK_BYTES)
+            chunks = source.stream(part.offset, part.size, CHUNK_BYTES, PREFETCH_BYTES)
             stack.push_async_callback(chunks.aclose)
             return _Prefetched(index, index + 1, await anext(chunks), chunks)
     return None

@@ -83,8 +83,8 @@ async def test_prefetched_chunk_is_freed_once_written(edge_client, upstream, mon
     alive_when_third_written: list[bool] = []
     original_stream = upstream_module.UpstreamSource.stream
 
-    async def stream(self, offset, size, chunk_bytes=262144):
-        async for chunk in original_stream(self, offset, size, chunk_bytes):
+    async def stream(self, *args):
+        async for chunk in original_stream(self, *args):
             wrapped = _Chunk(chunk)
             del chunk
             refs.append(weakref.ref(wrapped))

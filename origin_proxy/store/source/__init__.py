@@ -35,9 +35,11 @@ class Source(Protocol):
         the caller bounds their total (held in memory). Raises as `read`, and UpstreamError when one ends short."""
         ...
 
-    def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
-        """The bytes offset..offset+size-1 in chunks of at most chunk_bytes; raises SourceChanged
-        when the object changed since it was opened, UpstreamError when it ends short."""
+    def stream(self, offset: int, size: int, chunk_bytes: int = 262144,
+               first_chunk_bytes: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes offset..offset+size-1 in chunks of at most chunk_bytes (the first of up to first_chunk_bytes,
+        when given); raises SourceChanged when the object changed since it was opened, UpstreamError when it ends
+        short."""
         ...
 
 

@@ -114,11 +114,15 @@ class LocalSource:
 
         return await asyncio.to_thread(read_all)
 
-    async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
-        """offset..offset+size-1 in chunks of at most chunk_bytes. Raises UpstreamError when the file ends short."""
+    async def stream(self, offset: int, size: int, chunk_bytes: int = 262144,
+                     first_chunk_bytes: int | None = None) -> AsyncIterator[bytes]:
+        """offset..offset+size-1 in chunks of at most chunk_bytes (the first of at most first_chunk_bytes, when
+        given). Raises UpstreamError when the file ends short."""
         end = offset + size
+        first = first_chunk_bytes or chunk_bytes
         while offset < end:
-            data = await self.read(offset, min(chunk_bytes, end - offset))
+            data = await self.read(offset, min(first, end - offset))
+            first = chunk_bytes
             if not data:
                 raise UpstreamError("file ended early", path=self.path, offset=offset)
             yield data

@@ -231,8 +231,11 @@ class UpstreamSource:
                 raise outcome
         return b"".join(pieces)
 
-    async def stream(self, offset: int, size: int, chunk_bytes: int = 262144) -> AsyncIterator[bytes]:
-        """offset..offset+size-1 (clipped to the object) in chunks of at most chunk_bytes (as they arrive).
+    async def stream(self, offset: int, size: int, chunk_bytes: int = 262144,
+                     first_chunk_bytes: int | None = None) -> AsyncIterator[bytes]:
+        """offset..offset+size-1 (clipped to the object) in chunks of at most chunk_bytes (as they arrive); the
+        first chunk gathers up to `first_chunk_bytes` (several reads of at most chunk_bytes, joined once), so a
+        caller can read a wider first window without raising aiohttp's read-ahead for the rest of the body.
 
         Raises:
             SourceChanged: the upstream's validator no longer matches (200 instead of 206, 412, 416).
@@ -267,15 +270,31 @@ class UpstreamSource:
             # reader buffers at most about twice the session's read_bufsize, then stops reading the socket, so a
             # consumer that stops taking chunks stops the upstream transfer (TCP flow control).
             remaining = size
+            if first_chunk_bytes and first_chunk_bytes > chunk_bytes:
+                first: list[bytes] = []
+                wanted = min(first_chunk_bytes, remaining)
+                while wanted:
+                    data = await self._read(resp, min(chunk_bytes, wanted), remaining, url)
+                    first.append(data)
+                    wanted -= len(data)
+                    remaining -= len(data)
+                    del data
+                yield b"".join(first)
+                del first
             while remaining:
-                with _client_errors(url):
-                    data = await resp.content.read(min(chunk_bytes, remaining))
-                if not data:
-                    raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
-                UPSTREAM_OBSERVER.body_bytes(len(data))
+                data = await self._read(resp, min(chunk_bytes, remaining), remaining, url)
                 remaining -= len(data)
                 yield data
                 del data
+
+    @staticmethod
+    async def _read(resp: aiohttp.ClientResponse, count: int, remaining: int, url: str) -> bytes:
+        with _client_errors(url):
+            data = await resp.content.read(count)
+        if not data:
+            raise UpstreamError("upstream body ended early", url=url, missing_bytes=remaining)
+        UPSTREAM_OBSERVER.body_bytes(len(data))
+        return data
 
 
 @contextmanager
