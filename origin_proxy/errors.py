@@ -20,7 +20,7 @@ OriginError                      message is safe to show a client
 ├── Conflict                     the resource is busy (a second publisher of one relay feed)
 └── IngestError                  what an encoder or publisher pushed cannot be accepted (live/, relay/)
     ├── MalformedIngest          bytes that do not frame or contradict themselves (400)
-    ├── IngestOutOfOrder         a fragment before any header, a timeline that jumps back (412)
+    ├── IngestOutOfOrder         a fragment before any header (412)
     └── UnsupportedIngest        a codec or container we cannot package or relay (415)
 ```
 `message` (str(exc)) is what a client may see; `context` is for the log only (box path, offsets, source id).

@@ -2,8 +2,7 @@
 
 One `TrackIndex` per ingested track: ordered columns of (time, duration, size, key flag, location) in the track's
 own timescale, times signed. Appending checks order: an exact duplicate time (encoder resend, redundant encoders)
-is dropped (first wins); a time before the last one is a jump back (IngestOutOfOrder, 400) unless the caller
-restarts the timeline. `prune(before)` drops in-memory entries older than the DVR window; the archive keeps them.
+is dropped (first wins); a time before the last one is a jump back (MalformedIngest, 400, issue 11 item 5). `prune(before)` drops in-memory entries older than the DVR window; the archive keeps them.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..errors import IngestOutOfOrder
+from ..errors import MalformedIngest
 
 
 class Appended(Enum):
@@ -51,11 +50,11 @@ class TrackIndex:
         return self.times[-1] + self.durations[-1] if self.times else None
 
     def check(self, time: int) -> Appended:
-        """What appending a fragment at `time` would do. Raises IngestOutOfOrder for a jump back."""
+        """What appending a fragment at `time` would do. Raises MalformedIngest (400) for a jump back."""
         if self.times and time <= self.times[-1]:
             if time in self._recent():
                 return Appended.DUPLICATE
-            raise IngestOutOfOrder(f"fragment at {time} is before the last one ({self.times[-1]}): timeline jumps back")
+            raise MalformedIngest(f"fragment at {time} is before the last one ({self.times[-1]}): timeline jumps back")
         return Appended.ADDED
 
     def _recent(self) -> set[int]:

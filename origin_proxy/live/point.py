@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..errors import IngestOutOfOrder, MalformedIngest, NotFound
+from ..errors import MalformedIngest, NotFound
 from ..isobmff.boxes.mfra import mfra_box
 from ..isobmff.fragment import parse_moof
 from .egress import TrackView, egress_span
@@ -143,7 +143,7 @@ class PublishingPoint:
     def on_fragment(self, stream_id: str, fragment: Fragment, now: float) -> int:
         """Index (after archiving) one fragment. Returns how many trafs were added (0 = exact duplicate).
 
-        Raises IngestOutOfOrder for a jump back (nothing written or indexed)."""
+        Raises MalformedIngest (400) for a jump back (nothing written or indexed)."""
         stream = self.streams[stream_id]
         verdicts = []
         for traf in fragment.parsed.trafs:
@@ -152,7 +152,7 @@ class PublishingPoint:
         if all(v is Appended.DUPLICATE for v in verdicts):
             return 0
         if any(v is Appended.DUPLICATE for v in verdicts):
-            raise IngestOutOfOrder("fragment partly duplicates what was indexed")
+            raise MalformedIngest("fragment partly duplicates what was indexed")
         first_time = fragment.parsed.trafs[0].decode_time
         location: object
         if self.settings.archive:

@@ -637,3 +637,38 @@ def yaml_rules(storage: Path, **settings) -> str:
     import yaml
 
     return yaml.safe_dump({"remap": live_rule(storage, **settings)}, sort_keys=False)
+
+
+def _cmaf_parts(data: bytes) -> list[bytes]:
+    """A CMAF ingest capture cut into its header and one moof+mdat body per segment."""
+    parts, pos, current = [], 0, b""
+    while pos < len(data):
+        size, fourcc = struct.unpack_from(">I4s", data, pos)
+        current += data[pos : pos + size]
+        pos += size
+        if fourcc in (b"moov", b"mdat"):
+            parts.append(current)
+            current = b""
+    return parts
+
+
+async def test_timeline_jump_back_is_400_and_changes_nothing(live_edge, cmaf_capture):
+    """Per-segment PUTs of a real CMAF capture; a segment resent exactly is dropped (200), one whose tfdt is
+    moved back between two indexed fragments is a jump back: 400, nothing indexed, nothing archived."""
+    header, *segments = _cmaf_parts(cmaf_capture.read_bytes())
+    url = "/live/jump.isml/Streams(v)"
+    for body in (header, *segments[:3]):
+        assert (await live_edge.put(url, data=body, headers=AUTH)).status == 200
+    archive = next((live_edge.storage / "jump.isml").glob("E001-*.mp4"))
+    size = archive.stat().st_size
+    assert (await live_edge.put(url, data=segments[1], headers=AUTH)).status == 200  # exact duplicate
+    moved = bytearray(segments[2])
+    tfdt = moved.index(b"tfdt")
+    version = moved[tfdt + 4]
+    fmt = ">Q" if version == 1 else ">I"
+    (time_2,) = struct.unpack_from(fmt, moved, tfdt + 8)
+    struct.pack_into(fmt, moved, tfdt + 8, time_2 - 1)  # between fragments 2 and 3: neither new nor a resend
+    resp = await live_edge.put(url, data=bytes(moved), headers=AUTH)
+    assert resp.status == 400 and "jumps back" in await resp.text()
+    assert await fragments_of(live_edge, "jump") == {"v/video": 3}
+    assert archive.stat().st_size == size
