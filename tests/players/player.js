@@ -170,7 +170,10 @@
       const Hls = window.Hls;
       R.player_version = Hls.version;
       if (!Hls.isSupported()) { fail("hlsjs", "Hls.isSupported() is false (no MSE?)"); return; }
-      const quick = { maxNumRetry: 1, retryDelayMs: 200, maxRetryDelayMs: 500 };
+      // Live: a publishing point may restart under the player (its origin process comes back from the archive),
+      // so playlist and fragment loads retry for about 6 s, as a player in the field would.
+      const quick = liveS !== null ? { maxNumRetry: 5, retryDelayMs: 500, maxRetryDelayMs: 2000 }
+                                   : { maxNumRetry: 1, retryDelayMs: 200, maxRetryDelayMs: 500 };
       const policy = { default: { maxTimeToFirstByteMs: 10000, maxLoadTimeMs: 20000,
                                   timeoutRetry: quick, errorRetry: quick } };
       const hls = new Hls({ fragLoadPolicy: policy, playlistLoadPolicy: policy, manifestLoadPolicy: policy,

@@ -7,7 +7,10 @@ The pushed file is encoded first (12 s, 1 s GOPs, so 1 s fragments) and pushed w
 start once the manifests list 3 fragments, so they join about 3-4 s into the event and play about 8 s of it.
 Verdicts come from the players (their own live flag, errors) and Chromium's decoder counters.
 
-About 35 s on 2 cores (one 12 s push, three Chromiums at once).
+A second test restarts the origin process under a live hls.js viewer (the encoder reconnects where the archive
+ends) and checks the viewer plays on across the restart.
+
+About 40 s on 2 cores (a 12 s push with three Chromiums at once, then a 20 s push with one).
 """
 
 from __future__ import annotations
@@ -102,3 +105,74 @@ def test_three_players_play_a_live_push_to_its_end(tmp_path, pushed_file):
         assert not result["http_errors"], (name, _summary(result))
         if plays[name][2]:  # it played on after the point stopped, to (about) the end of the 12 s event
             assert result["played_to_end"] and result["current_time"] >= PUSH_S - 1.5, (name, _summary(result))
+
+
+RESTART_PUSH_S = 20
+
+
+def _push(url: str, source: os.PathLike, *before_input: str, after_input: tuple[str, ...] = ()) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-nostdin", "-re", *before_input, "-i", os.fspath(source), "-an", "-c", "copy",
+         *after_input, "-f", "ismv", "-movflags", "isml+frag_keyframe",
+         "-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST", url],
+        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _statistics(base: str) -> dict:
+    import json
+
+    status, body = _get(base + "/statistics")
+    assert status == 200, status
+    return json.loads(body)
+
+
+def test_a_live_player_keeps_playing_across_an_origin_restart(tmp_path_factory):
+    """hls.js plays a live point while the origin process is restarted under it: the encoder is killed, the
+    origin stopped and started again on the same port (the point reloads its index from the archive), the
+    encoder reconnects where the archive ends (`-ss T -output_ts_offset T`). The player rides through the outage
+    on its retries and keeps playing past the restart, with no fatal error."""
+    from serve_process import ServeProcess
+
+    root = tmp_path_factory.mktemp("live-restart")
+    source = root / "long.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                    "-t", str(RESTART_PUSH_S), "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "veryfast",
+                    "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", os.fspath(source)], check=True, timeout=120)
+    remap = (f"remap:\n  - from: /live/\n    live:\n      storage: {root / 'live'}\n      ingest_token: {TOKEN}\n"
+             f"      dvr_window_s: 60\n")
+    first = ServeProcess(root / "a", remap).start()
+    port = first.port
+    base = first.base_url + "/live/r.isml"
+    pushes: list[subprocess.Popen] = []
+    second = None
+    try:
+        pushes.append(_push(base + "/Streams(s1)", source))
+        _wait_for_fragments(base, 4, pushes[0])
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            playing = pool.submit(play, base + "/master.m3u8", "hlsjs", 60.0, live_s=11.0)
+            time.sleep(5)
+            pushes[0].kill()  # the encoder dies mid-fragment, then the origin restarts
+            pushes[0].wait()
+            first.stop()
+            second = ServeProcess(root / "b", remap, "--port", str(port)).start()
+            tracks = _statistics(base)["tracks"]
+            resume_s = tracks[0]["last_time_s"]
+            assert _statistics(base)["state"] == "started" and resume_s > 4  # back from the archive
+            pushes.append(_push(base + "/Streams(s1)", source, "-ss", f"{resume_s:.3f}",
+                                after_input=("-output_ts_offset", f"{resume_s:.3f}")))
+            result = playing.result()
+        assert result["ok"], _summary(result)
+        # It played across the restart: from before the encoder died to well after the reconnect.
+        assert result["live_start_time"] < resume_s - 3 and resume_s + 3 < result["current_time"], \
+            (resume_s, _summary(result))
+        assert result["frames_decoded"] > 0 and not result["errors"], _summary(result)
+        after = _statistics(base)["tracks"][0]
+        assert after["last_time_s"] > resume_s + 2 and after["encoder_connections"] >= 1
+    finally:
+        for push in pushes:
+            if push.poll() is None:
+                push.kill()
+                push.wait()
+        if second is not None:
+            second.stop()
+        first.stop()
