@@ -544,7 +544,7 @@ def write_report(out: Path, run: dict) -> None:
                     mem_text += (f"| {label} | {i} | {r['before'] / 1e6:.1f} | {r['first'] / 1e6:.1f} | "
                                  f"{r['second'] / 1e6:.1f} | {r['reading']} of {slow['count']} | {r['errors']} |\n")
     template = (BENCH / "report_template.md").read_text()
-    out.write_text(template.format(
+    out.write_text(_keep_seek_section(out, template.format(
         command=run["command"], machine="\n".join(run.get("machine") or machine()), media="\n".join(media),
         table=table(rows) if rows else "The `?start=` part was not run in this run (see `--parts`).",
         seek="\n".join(seek_lines), profile="\n".join(run.get("profile") or []),
@@ -553,7 +553,22 @@ def write_report(out: Path, run: dict) -> None:
         parts=", ".join(run.get("parts", ["seek"])),
         upstream=ref_table([Row(**d) for d in run.get("upstream", [])]),
         fod=ref_table([Row(**d) for d in run.get("fod", [])]), fod_facts=fod_text,
-        memory=ref_table([Row(**d) for d in run.get("memory", [])]), memory_facts=mem_text))
+        memory=ref_table([Row(**d) for d in run.get("memory", [])]), memory_facts=mem_text)))
+
+
+SEEK_SECTION = ("<!-- seek-section:begin -->", "<!-- seek-section:end -->")
+
+
+def _keep_seek_section(out: Path, text: str) -> str:
+    """`text` with the issue-13 seek section of the file being replaced (written by `python -m bench.seek` and by
+    hand, between the SEEK_SECTION markers) carried over, before "## Reproduce"."""
+    begin, end = SEEK_SECTION
+    old = out.read_text() if out.exists() else ""
+    if begin not in old or end not in old:
+        return text
+    section = begin + old.split(begin, 1)[1].split(end, 1)[0] + end + "\n\n"
+    head, sep, tail = text.partition("## Reproduce")
+    return head + section + sep + tail if sep else text + "\n" + section
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""python -m bench.seek [--quick] [--starts N] [--also-tree DIR] [--out BENCHMARKS.md]
+"""python -m bench.seek [--quick] [--starts N] [--also-tree LABEL=DIR ...] [--out BENCHMARKS.md]
 
 `?start=` time to first byte of origin_proxy against nginx's mp4 module (one worker, mp4_start_key_frame on), on
 the same files in one interleaved run (issue 13). Every timed request asks for a start no server has been asked
@@ -207,14 +207,15 @@ class CheckedClient:
 
 
 class Starts:
-    """Distinct ?start= values: never one asked for before in this run, of any server or movie."""
+    """Distinct ?start= values in the first 90% of a movie: never one asked for before in this run, of any server
+    or movie."""
 
     def __init__(self, seed: int) -> None:
         self.rng, self.used = random.Random(seed), set()
 
     def take(self, duration: float) -> float:
         while True:
-            s = round(self.rng.uniform(0, duration - 10), 3)
+            s = round(self.rng.uniform(0, 0.9 * duration), 3)  # the clip after it is always over 64 KiB
             if s not in self.used:
                 self.used.add(s)
                 return s
@@ -351,6 +352,49 @@ def cold_profile(movie: str, duration: float, rounds: int) -> list[str]:
     return lines
 
 
+def spy(server: Server, movie: str, duration: float, seconds: int, starts: Starts, tmp: Path) -> list[str]:
+    """py-spy over every thread of `server` while one keep-alive client asks distinct starts; report lines."""
+    import collections
+    import re
+    if shutil.which("py-spy") is None:
+        return ["py-spy is not installed (`pip install py-spy`); skipped."]
+    raw = tmp / f"spy-{server.name}.txt"
+    proc = subprocess.Popen(["py-spy", "record", "--pid", str(server.proc.pid), "--duration", str(seconds),
+                             "--rate", "250", "--format", "raw", "--threads", "--output", str(raw)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    client, count = CheckedClient(server.port, True), 0
+    time.sleep(0.5)
+    while proc.poll() is None:
+        client.get(f"/vod/{movie}.mp4?start={starts.take(duration)}")
+        count += 1
+    client.close()
+    if proc.returncode != 0 or not raw.exists():
+        return [f"py-spy failed: {proc.stderr.read().decode(errors='replace')[-300:]}"]
+    total, idle = 0, 0
+    inclusive: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        samples = int(n)
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        if any(k in frames[-1] for k in ("select (selectors.py)", "wait (threading.py)", "_worker (concurrent")):
+            idle += samples
+            continue
+        total += samples
+        for frame in set(frames[1:]):
+            inclusive[frame] += samples
+    lines = [f"{count} requests, py-spy at 250 Hz over {seconds} s, every thread: {total} busy samples "
+             f"({idle} idle ones left out). Inclusive share of the busy samples:", "",
+             "| share | function (file) |", "|---|---|"]
+    shown = 0
+    for frame, k in inclusive.most_common():
+        if ("origin_proxy/" in frame or "aiohttp/" in frame or "numpy" in frame) and "__main__" not in frame:
+            lines.append(f"| {100 * k / max(total, 1):.1f}% | `{frame}` |")
+            shown += 1
+            if shown == 22:
+                break
+    return lines
+
+
 # ---------------------------------------------------------------------------------------------------- report
 def plot(run: dict) -> None:
     import matplotlib
@@ -415,10 +459,16 @@ def render(run: dict) -> str:
         d = run.get(key)
         if d:
             rows.append(Row(f"`?start=` {label}, {main}", "ms", d["origin_proxy"], d["nginx"]))
-    if run.get("also"):
-        for mode, d in run["also"].items():
-            rows.append(Row(f"`?start=` {MODES[mode]}, {main}: {run['also_label']} vs nginx, same run", "ms",
-                            d["also"], d["nginx"]))
+    old = run.get("old_method")
+    if old:
+        rows.append(Row(f"old bench's method (same URL primed, time to the headers, keep-alive), "
+                        f"{old['movie']}: this checkout", "ms", old["origin_proxy"], old["nginx"]))
+    for label, also in run.get("also", {}).items():
+        for mode in [m for m in ("warm_ka", "warm_new", "cold_ka") if m in also]:
+            rows.append(Row(f"`?start=` {MODES[mode]}, {main}: {label}", "ms", also[mode]["also"],
+                            also[mode]["nginx"]))
+        rows.append(Row(f"old bench's method, {also['old_method']['movie']}: {label}", "ms",
+                        also["old_method"]["also"], also["old_method"]["nginx"]))
     if run.get("floor"):
         rows.append(Row(f"floor: bare aiohttp handler (bench/floor_server.py), same 206 of 64 KiB, keep-alive vs "
                         f"nginx warm on {main}", "ms", run["floor"]["floor"], run["floor"]["nginx"]))
@@ -436,7 +486,10 @@ def render(run: dict) -> str:
                   f"{main}): origin_proxy {hdr['origin_proxy'][0]:.2f} → {hdr['origin_proxy'][1]:.2f}, nginx "
                   f"{hdr['nginx'][0]:.2f} → {hdr['nginx'][1]:.2f}.", ""]
     if run.get("profile"):
-        lines += ["### Profile of the cold path", ""] + run["profile"] + [""]
+        lines += ["### Profile of the cold path (in-process)", ""] + run["profile"] + [""]
+    for key, title in (("spy_warm", "warm server"), ("spy_cold", "cold server")):
+        if run.get(key):
+            lines += [f"### py-spy of the {title}, distinct starts on {main}", ""] + run[key] + [""]
     return "\n".join(lines)
 
 
@@ -459,12 +512,16 @@ def load() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.seek", description=__doc__.splitlines()[2])
     parser.add_argument("--quick", action="store_true", help="no 8 h movie, fewer starts, no wrk, no restarts")
-    parser.add_argument("--starts", type=int, default=15, help="distinct starts per server per row")
-    parser.add_argument("--fresh", type=int, default=6, help="first-request-after-start rounds")
-    parser.add_argument("--also-tree", type=Path, default=None,
-                        help="also run the origin_proxy package in this directory (e.g. `git archive <commit> "
-                             "origin_proxy | tar -x -C DIR`) on the main movie, interleaved with the others")
-    parser.add_argument("--also-label", default="the --also-tree build")
+    parser.add_argument("--starts", type=int, default=25, help="distinct starts per server per row")
+    parser.add_argument("--fresh", type=int, default=10, help="first-request-after-start rounds")
+    parser.add_argument("--also-tree", action="append", default=[], metavar="LABEL=DIR",
+                        help="also run the origin_proxy package in DIR (e.g. `git archive <commit> origin_proxy | "
+                             "tar -x -C DIR`) warm on the main movie and with the old bench's method, interleaved "
+                             "with nginx in the same run; repeatable")
+    parser.add_argument("--also-cold", action="store_true", help="--also-tree builds cold too (keep-alive)")
+    parser.add_argument("--also-config", action="append", default=[], metavar="LABEL=YAML",
+                        help="also run this checkout with these config lines added (\\n for newlines), warm")
+    parser.add_argument("--spy", type=int, default=8, help="seconds of py-spy per server (0: none)")
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--rerender", action="store_true", help="rewrite the section from the last run's JSON")
     args = parser.parse_args(argv)
@@ -489,17 +546,26 @@ def main(argv: list[str] | None = None) -> int:
             op = start_origin_proxy(tmp, "origin_proxy")
             cold = start_origin_proxy(tmp, "origin_proxy_cold", cold=True)
             servers += [ng, op, cold]
-            also = None
-            if args.also_tree:
+            alsos: dict[str, Server] = {}
+            cold_alsos: dict[str, Server] = {}
+            for i, spec in enumerate(args.also_tree):
+                label, _, tree = spec.rpartition("=")
                 saved = OP_TREE["path"]
-                OP_TREE["path"] = args.also_tree.resolve()
-                also = start_origin_proxy(tmp, "also")
+                OP_TREE["path"] = Path(tree).resolve()
+                alsos[label or tree] = start_origin_proxy(tmp, f"also{i}")
+                servers.append(alsos[label or tree])
+                if args.also_cold:
+                    cold_alsos[label or tree] = start_origin_proxy(tmp, f"also_cold{i}", cold=True)
+                    servers.append(cold_alsos[label or tree])
                 OP_TREE["path"] = saved
-                servers.append(also)
+            for i, spec in enumerate(args.also_config):
+                label, _, text = spec.partition("=")
+                alsos[label] = start_origin_proxy(tmp, f"also_cfg{i}", extra_config=text.replace("\\n", "\n"))
+                servers.append(alsos[label])
             for name, facts in info.items():
                 duration = facts["duration"]
                 log(f"{name}: warm and cold, keep-alive and new connection")
-                for s in (op, ng) + ((also,) if also else ()):  # metadata into the warm caches, page cache
+                for s in (op, ng, *alsos.values()):  # metadata into the warm caches, page cache
                     CheckedClient(s.port, True).get(f"/vod/{name}.mp4?start={starts.take(duration)}")
                 res = {}
                 res["warm_ka"] = interleaved([op, ng], name, duration, n, True, starts)
@@ -518,14 +584,25 @@ def main(argv: list[str] | None = None) -> int:
             log("same URL primed")
             s = interleaved([op, ng], main_movie, duration, n, True, starts, same_url_primed=True)
             run["same_url"] = {k: s.last(k) for k in s.samples}
-            if also:
-                log("the --also-tree build")
-                run["also_label"] = args.also_label
-                run["also"] = {}
+            old_movie = "movie_2h"  # the old bench's main movie
+            log("the old bench's method")
+            s = interleaved([op, ng], old_movie, info[old_movie]["duration"], n, True, starts, same_url_primed=True)
+            run["old_method"] = {k: s.headers(k) for k in s.samples} | {"movie": old_movie}
+            run["also"] = {}
+            for label, also in alsos.items():
+                log(f"--also-tree {label}")
                 also.name = "also"
+                run["also"][label] = {}
                 for mode, ka in (("warm_ka", True), ("warm_new", False)):
                     s = interleaved([also, ng], main_movie, duration, n, ka, starts)
-                    run["also"][mode] = {k: s.last(k) for k in ("also", "nginx")}
+                    run["also"][label][mode] = {k: s.last(k) for k in ("also", "nginx")}
+                if label in cold_alsos:
+                    cold_alsos[label].name = "also"
+                    s = interleaved([cold_alsos[label], ng], main_movie, duration, n, True, starts)
+                    run["also"][label]["cold_ka"] = {k: s.last(k) for k in ("also", "nginx")}
+                s = interleaved([also, ng], old_movie, info[old_movie]["duration"], n, True, starts,
+                                same_url_primed=True)
+                run["also"][label]["old_method"] = {k: s.headers(k) for k in s.samples} | {"movie": old_movie}
             log("floor")
             floor = start_floor_server()
             try:
@@ -540,13 +617,18 @@ def main(argv: list[str] | None = None) -> int:
                 run["first_after_start"] = {k: s.last(k) for k in s.samples}
                 log("wrk -c16")
                 script = tmp / "start.lua"
-                script.write_text(WRK_LUA.format(seed=13, thousandths=int((duration - 10) * 1000),
+                script.write_text(WRK_LUA.format(seed=13, thousandths=int(0.9 * duration * 1000),
                                                  movie=main_movie))
                 run["wrk_s"] = 8
                 run["rps"] = {"origin_proxy": [], "nginx": []}
                 for i in range(2):
                     for server in ((op, ng) if i % 2 == 0 else (ng, op)):
                         run["rps"][server.name].append(wrk_rps(server, script, run["wrk_s"], 16))
+            if args.spy and not args.quick:
+                log("py-spy")
+                cold.name = "origin_proxy_cold"
+                run["spy_warm"] = spy(op, main_movie, duration, args.spy, starts, tmp)
+                run["spy_cold"] = spy(cold, main_movie, duration, args.spy, starts, tmp)
         finally:
             for server in reversed(servers):
                 server.stop()
