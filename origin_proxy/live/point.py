@@ -100,6 +100,14 @@ class PublishingPoint:
         if stream is not None and not stream.header.same_as(header):
             if not self.settings.restart_on_encoder_reconnect:
                 raise MalformedIngest(f"stream {stream_id} reconnected with a different header")
+            stream.header = header  # its fragments are read with the new trex defaults and sample entries
+            for track in header.tracks:
+                live = self.tracks.get((stream_id, track.track_id))
+                if live is not None:
+                    live.header = header
+            if any((stream_id, t.track_id) not in self.tracks for t in header.tracks):
+                self._add_tracks(stream_id, header)
+                self._write_server_manifest()
         if stream is None:
             stream = self.streams[stream_id] = LiveStream(stream_id, header)
             self._add_tracks(stream_id, header)
@@ -126,6 +134,8 @@ class PublishingPoint:
         hints = [int(m) * 1000 for m in _BITRATE_HINT.findall(stream_id)]
         for position, track in enumerate(header.tracks):
             key = (stream_id, track.track_id)
+            if key in self.tracks:  # a track a reconnect's different header keeps (restart_on_encoder_reconnect)
+                continue
             live = LiveTrack(stream_id, track.track_id, header, TrackIndex(track.timescale))
             bitrate = track.bitrate_bps or (hints[position] if position < len(hints) else 0)
             if bitrate:
