@@ -9,10 +9,12 @@ decoded while live, archive decoded, bad ingest); this module adds:
   narrows all three manifests and a bad one is 400; Cache-Control: about half a fragment on live manifests,
   immutable on segments; GET/HEAD only (405 with Allow);
 - after end of stream: the static MPD validates; HLS and DASH decode frame-identical (framemd5 of the video) to
-  the pushed file; the archive files decode and end with an mfra.
+  the pushed file; the archive files decode and end with an mfra;
+- two origin processes fed by one ffmpeg `tee` push list the same segment URLs and serve byte-identical init
+  segments, CMAF segments and Smooth fragments (`cmp`).
 
 The pushed file is encoded first (14 s, H.264 with 1 s GOPs + AAC) and pushed with `-re -c copy -f ismv`, so the
-reference frames are known. About 18 s (the 14 s push runs in real time under the tests).
+reference frames are known. About 21 s (the 14 s push runs in real time under the tests; the tee push is not -re).
 """
 
 from __future__ import annotations
@@ -272,3 +274,56 @@ async def test_after_end_of_stream_the_event_is_vod(event, schema, tmp_path):
         mfra_size = struct.unpack_from(">I", data, len(data) - 4)[0]  # mfro's mfra_size (§8.8.11)
         assert data[len(data) - mfra_size + 4 : len(data) - mfra_size + 8] == b"mfra"
     assert await framemd5(os.fspath(archives[0])) == pushed
+
+
+# ---- two nodes, one tee'd ingest ----------------------------------------------------------------------------
+
+def test_two_nodes_fed_by_a_tee_serve_identical_segments(tmp_path):
+    """ffmpeg's tee muxer pushes one encode to two origin processes (redundant origins behind a CDN): both list the
+    same segment URLs and answer byte-identical init segments, CMAF segments and Smooth fragments (cmp)."""
+    pushed = tmp_path / "tee.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "4", "-pix_fmt", "yuv420p",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-c:a", "aac", os.fspath(pushed)],
+                   check=True, timeout=60)
+    import urllib.request
+
+    def fetch(url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.read()
+
+    nodes = []
+    try:
+        for name in ("a", "b"):
+            remap = (f"remap:\n  - from: /live/\n    live:\n      storage: {tmp_path / name / 'live'}\n"
+                     f"      ingest_token: {TOKEN}\n")
+            nodes.append(ServeProcess(tmp_path / name, remap).start())
+        # tee: '|' separates outputs, ':' options; the header's own ':' is escaped for both levels.
+        header = f"Authorization\\\\\\: Bearer {TOKEN}\r\n"
+        outputs = "|".join(f"[f=ismv:movflags=isml+frag_keyframe:method=POST:headers={header}]"
+                           f"{node.base_url}/live/tee.isml/Streams(s1)" for node in nodes)
+        done = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", os.fspath(pushed), "-map", "0", "-c", "copy",
+                               "-f", "tee", outputs], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stderr == "", done.stderr
+        bases = [node.base_url + "/live/tee.isml/" for node in nodes]
+        resources: list[list[str]] = []
+        for base in bases:
+            master = fetch(base + "master.m3u8").decode()
+            paths = []
+            for playlist in media_playlist_urls(master) + re.findall(r'URI="([^"]+)"', master):
+                folder = playlist.rsplit("/", 1)[0] + "/"
+                text = fetch(base + playlist).decode()
+                paths += [folder + uri for uri in re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text)]
+                paths += [folder + uri for uri in media_playlist_urls(text)]
+            paths += [path for *_, path in smooth_fragments(fetch(base + "Manifest"))]
+            resources.append(sorted(set(paths)))
+        assert resources[0] == resources[1]  # the same URLs on both nodes
+        assert len(resources[0]) >= 2 * 4 * 2 + 2  # two tracks: init + 4 segments each, as CMAF and as Smooth
+        for index, path in enumerate(resources[0]):
+            copies = [tmp_path / f"{name}-{index}" for name in ("a", "b")]
+            for base, copy in zip(bases, copies):
+                copy.write_bytes(fetch(base + path))
+            assert subprocess.run(["cmp", *map(os.fspath, copies)]).returncode == 0, path
+    finally:
+        for node in nodes:
+            node.stop()
