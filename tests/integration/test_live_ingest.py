@@ -166,6 +166,10 @@ async def test_cmaf_per_track_long_posts(live_edge, sources):
     assert await framemd5(url + "/master.m3u8") == await framemd5(str(sources["av"]))
     assert await framemd5(url + "/master.m3u8", "0:a:0", packets=True) == \
         await framemd5(str(sources["av"]), "0:a:0", packets=True)
+    archives = sorted((live_edge.storage / "cmaf.isml").glob("E001-*.mp4"))
+    assert len(archives) == 2  # one per track's stream, each a finished fragmented MP4
+    for archive in archives:
+        assert await decode_errors(str(archive)) == ""
 
 
 # ------------------------------------------------------------------------------------------ two encoders
@@ -672,3 +676,27 @@ async def test_timeline_jump_back_is_400_and_changes_nothing(live_edge, cmaf_cap
     assert resp.status == 400 and "jumps back" in await resp.text()
     assert await fragments_of(live_edge, "jump") == {"v/video": 3}
     assert archive.stat().st_size == size
+
+
+async def test_archive_rotation_parts_decode_and_reload(edge_client, sources, tmp_path):
+    """archive_segment_s 2 with a 6 s Smooth push: the stream's archive is several part files, each a VOD file that
+    ffmpeg decodes clean (its mfra written at rotation or at end of stream), together holding every pushed frame;
+    a new app on the same storage reloads the stopped point from those parts with the same playlists and bytes."""
+    rules = live_rule(tmp_path / "live", archive_segment_s=2)
+    first = await edge_client(rules)
+    await run_ffmpeg("-re", "-i", str(sources["v6"]), "-c", "copy",
+                     *output(base_url(first, "rot") + "/Streams(s1)", *ISMV))
+    parts = sorted((tmp_path / "live" / "rot.isml").glob("E001-s1-*.mp4"))
+    assert len(parts) >= 3
+    frames = 0
+    for part in parts:
+        assert part.read_bytes()[-12:-8] == b"mfro"  # each part is finished: its mfra ends with an mfro
+        out, err = await run_ffmpeg("-i", str(part), "-map", "0:v:0", "-f", "framemd5", "-")
+        assert err == ""
+        frames += sum(1 for line in out.decode().splitlines() if line and not line.startswith("#"))
+    assert frames == 150
+    init, segments = await segments_of(first, "rot")
+    second = await edge_client(rules)  # another app: the point is loaded from the archive parts
+    assert (await (await second.get("/live/rot.isml/state")).json())["state"] == "stopped"
+    assert await segments_of(second, "rot") == (init, segments)
+    assert await framemd5(base_url(second, "rot") + "/master.m3u8") == await framemd5(str(sources["v6"]))
