@@ -700,3 +700,22 @@ async def test_archive_rotation_parts_decode_and_reload(edge_client, sources, tm
     assert (await (await second.get("/live/rot.isml/state")).json())["state"] == "stopped"
     assert await segments_of(second, "rot") == (init, segments)
     assert await framemd5(base_url(second, "rot") + "/master.m3u8") == await framemd5(str(sources["v6"]))
+
+
+async def test_bitrates_smil_then_stream_id_then_measured(live_edge, smooth_capture, cmaf_capture):
+    """Bitrates in the issue's order, from real ffmpeg captures: the SMIL systemBitrate (ffmpeg writes the AAC
+    track's 64 kbit/s), the seed's stream-id convention for a track the SMIL gives none (oceans-400k-64k.ismv:
+    first track 400 kbit/s), else the first fragment's measured rate; never 0, unique per type."""
+    smooth = smooth_capture.read_bytes()
+    smooth = smooth[: smooth.rindex(b"mfra") - 4]  # no end of stream: the second stream joins the same event
+    assert (await live_edge.post("/live/rates.isml/Streams(oceans-400k-64k.ismv)", data=smooth,
+                                 headers=AUTH)).status == 200
+    assert (await live_edge.post("/live/rates.isml/Streams(extra.cmfv)", data=cmaf_capture.read_bytes(),
+                                 headers=AUTH)).status == 200
+    stats = await statistics(live_edge, "rates")
+    rates = {(t["stream"], t["type"]): t["bitrate"] for t in stats["tracks"]}
+    assert rates[("oceans-400k-64k.ismv", "video")] == 400_000
+    assert rates[("oceans-400k-64k.ismv", "audio")] == 64_000
+    measured = rates[("extra.cmfv", "video")]
+    assert measured > 0 and measured != 400_000
+    assert stats["event"] == 1
