@@ -327,3 +327,60 @@ def test_two_nodes_fed_by_a_tee_serve_identical_segments(tmp_path):
     finally:
         for node in nodes:
             node.stop()
+
+
+# ---- two encoders, two bitrates, one point ------------------------------------------------------------------
+
+async def test_two_parallel_pushes_into_one_point(tmp_path, serve_process):
+    """The seed's "Method 1": one encoder per bitrate pushes into the same point (320x240 with AAC, 160x120 video
+    only), in parallel, in real time. While live ffmpeg decodes both HLS variants with no error line; the manifests
+    carry both video bitrates (one Smooth StreamIndex, two QualityLevels); after end of stream every representation
+    of the MPD decodes cleanly and each variant frame-identical to the file its encoder pushed."""
+    files = {}
+    for name, size, audio in (("hi", "320x240", True), ("lo", "160x120", False)):
+        files[name] = tmp_path / f"{name}.mp4"
+        args = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac"] if audio else []
+        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25",
+                        *args, "-t", "6", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast",
+                        "-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "0", os.fspath(files[name])],
+                       check=True, timeout=60)
+    remap = (f"remap:\n  - from: /live/\n    live:\n      storage: {tmp_path / 'live'}\n      ingest_token: {TOKEN}\n")
+    origin = serve_process(remap)
+    base = origin.base_url + "/live/two.isml"
+    pushes = [await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", "-nostdin", "-re", "-i", os.fspath(files[name]), "-c", "copy", "-f", "ismv",
+        "-movflags", "isml+frag_keyframe", "-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST",
+        f"{base}/Streams({name})", stderr=asyncio.subprocess.PIPE) for name in files]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(100):  # both encoders' video listed, in Smooth too (which holds the newest back)
+                await asyncio.sleep(0.2)
+                resp, manifest = await get(session, base + "/Manifest")
+                if resp.status == 200 and manifest.count(b"<QualityLevel ") == 3:
+                    break
+            _, master = await get(session, base + "/master.m3u8")
+            variants = [u for u in media_playlist_urls(master.decode()) if "video" in u]
+            assert len(variants) == 2 and b"#EXT-X-MEDIA:TYPE=AUDIO" in master, master.decode()
+            video = next(s for s in ET.fromstring(manifest).iter("StreamIndex") if s.get("Type") == "video")
+            bitrates = {int(q.get("Bitrate")) for q in video.iter("QualityLevel")}
+            assert len(bitrates) == 2 and 0 not in bitrates
+            checks = [ffmpeg_errors("-t", "2", "-i", base + "/" + v, "-f", "null", "-") for v in variants]
+            assert await asyncio.gather(*checks) == ["", ""]
+        for push in pushes:
+            _, err = await asyncio.wait_for(push.communicate(), 30)
+            assert push.returncode == 0, err.decode()
+        async with aiohttp.ClientSession() as session:
+            _, state = await get(session, base + "/state")
+            assert b'"stopped"' in state
+        # Every representation of the (now static) MPD at once. While live this was seen to fail once: ffmpeg 5.1's
+        # DASH demuxer, on a dynamic MPD only 2 fragments old with every representation mapped, re-read segments
+        # after a refresh (non-monotonic dts, not yet understood); the single-push test decodes the dynamic MPD.
+        assert await ffmpeg_errors("-i", base + "/manifest.mpd", "-map", "0", "-f", "null", "-") == ""
+        served = await asyncio.gather(*(framemd5(base + "/" + v) for v in variants))
+        pushed = await asyncio.gather(*(framemd5(os.fspath(f)) for f in files.values()))
+        assert len(pushed[0]) == 150 and sorted(served) == sorted(pushed)
+    finally:
+        for push in pushes:
+            if push.returncode is None:
+                push.kill()
+                await push.wait()
