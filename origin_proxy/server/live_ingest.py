@@ -15,7 +15,7 @@ import logging
 import re
 import time
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from ..errors import Forbidden, IngestError, NotFound, OriginError
 from ..live.ingest import NEED_DATA, EndOfStream, Fragment, Header, IngestParser
@@ -40,6 +40,17 @@ def stream_id_of(request: web.Request, name: str, rest: str) -> str:
         if re.fullmatch(r"[A-Za-z0-9_.\-]+", stream_id):
             return stream_id
     raise NotFound(f"not an ingest URL: {rest!r} (POST to Streams(ID))")
+
+
+def _salvage(content: StreamReader) -> bytes:
+    """The body bytes aiohttp still buffers after the connection was lost. Its readers raise the loss at once,
+    even with data buffered (a fast encoder may send its whole body and close before we read it); the private
+    `_read_nowait` drains the buffer without that check (aiohttp 3.x)."""
+    read = getattr(content, "_read_nowait", None)
+    try:
+        return read(-1) if read is not None else b""
+    except Exception:  # noqa: BLE001 - a changed aiohttp internal: nothing to salvage
+        return b""
 
 
 def _check_token(request: web.Request, expected: str | None) -> None:
@@ -76,28 +87,33 @@ async def ingest(request: web.Request, ref: SourceRef, name: str, stream_id: str
                     point.on_end(stream_id, event)
 
         try:
-            while chunk := await asyncio.wait_for(request.content.readany(), INGEST_IDLE_TIMEOUT_S):
+            while True:
+                async with asyncio.timeout(INGEST_IDLE_TIMEOUT_S):  # no task per read, unlike wait_for
+                    chunk = await request.content.readany()
+                if not chunk:
+                    break
                 parser.feed(chunk)
                 drain()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             lost = True
             log.warning("%s %s: no body byte for %.0f s after %d bytes; the connection is closed and a partial "
                         "fragment dropped", request.method, request.path, INGEST_IDLE_TIMEOUT_S, parser.bytes_seen)
             if request.transport is not None:
                 request.transport.close()
-        except (ConnectionError, asyncio.IncompleteReadError, OSError) as exc:
-            lost = True
-            if parser.finished:  # ffmpeg may close right after its mfra, without waiting for our answer
-                log.debug("%s %s: encoder closed after the end of its stream", request.method, request.path)
-                return web.Response(status=200, text="ok\n")
-            log.info("%s %s: encoder connection lost after %d bytes (%r); a partial fragment is dropped",
-                     request.method, request.path, parser.bytes_seen, exc)
-        except Exception as exc:  # aiohttp payload errors (a chunked body cut off)
+        except Exception as exc:  # connection lost, or aiohttp payload errors (a chunked body cut off)
             if isinstance(exc, OriginError):
                 raise
-            lost = True
-            log.info("%s %s: encoder body ended abnormally after %d bytes (%r); a partial fragment is dropped",
-                     request.method, request.path, parser.bytes_seen, exc)
+            rest = _salvage(request.content)  # what arrived before the loss is still whole ingest
+            if rest:
+                parser.feed(rest)
+                drain()
+            lost = not request.content.is_eof()  # the whole body had arrived: only our answer is lost
+            if lost and parser.finished:  # ffmpeg may close right after its mfra, without waiting for our answer
+                log.debug("%s %s: encoder closed after the end of its stream", request.method, request.path)
+                return web.Response(status=200, text="ok\n")
+            if lost:
+                log.info("%s %s: encoder connection lost after %d bytes (%r); a partial fragment is dropped",
+                         request.method, request.path, parser.bytes_seen, exc)
         if not lost:
             parser.feed(b"")
             drain()

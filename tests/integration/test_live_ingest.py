@@ -719,3 +719,30 @@ async def test_bitrates_smil_then_stream_id_then_measured(live_edge, smooth_capt
     measured = rates[("extra.cmfv", "video")]
     assert measured > 0 and measured != 400_000
     assert stats["event"] == 1
+
+
+async def test_whole_body_sent_at_once_then_closed_is_accepted(live_edge, sources, smooth_capture):
+    """An encoder that sends its whole body at once and closes without reading the answer (ffmpeg without -re
+    does) is indexed whole and ends its event: a raw socket writing request, body and last chunk in one write and
+    closing, and three real ffmpeg pushes without -re. (aiohttp raises a loss on the next read even with the body
+    buffered: a read loop with a task per read, asyncio.wait_for, lost whole bodies this way against a separate
+    process; the loop now reads without a task hop and salvages what is buffered.)"""
+    body = smooth_capture.read_bytes()
+    reader, writer = await asyncio.open_connection("127.0.0.1", live_edge.server.port)
+    writer.write((f"POST /live/fast.isml/Streams(s1) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  "Transfer-Encoding: chunked\r\n\r\n").encode() + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+    async def stopped(name: str):
+        stats = await statistics(live_edge, name)
+        return stats if stats.get("state") == "stopped" else None
+
+    stats = await wait_for(lambda: stopped("fast"), 5.0)
+    assert sum(t["fragments"] for t in stats["tracks"]) == body.count(b"moof")
+    for n in range(3):
+        await run_ffmpeg("-i", str(sources["av"]), "-c", "copy",
+                         *output(base_url(live_edge, f"fast{n}") + "/Streams(s1)", *ISMV))
+        stats = await wait_for(lambda n=n: stopped(f"fast{n}"), 5.0)
+        assert sorted((t["type"], t["last_time_s"] >= 3.9) for t in stats["tracks"]) == \
+            [("audio", True), ("video", True)]
