@@ -5,9 +5,13 @@ nodes fed the same ingest serve identical bytes, DESIGN.md §6):
 - CMAF media segment (ISO/IEC 23000-19 §7.3.2): styp, moof(mfhd = fragment number, traf(tfhd default-base-is-moof,
   tfdt v1, trun v1 with every sample field)), mdat.
 - Smooth fragment (MS-SSTR §2.2.4): the same with a tfxd (absolute time and duration) after the trun, times in the
-  manifest's 10 MHz timescale.
+  manifest's 10 MHz timescale, and while live a tfrf naming the next fragment (smooth_next).
 A fragment whose ingest time is negative (ffmpeg's AAC priming) starts at 0: the time before 0 is taken off its
 first samples' durations, so timelines stay contiguous and unsigned.
+
+URLs address fragments by what never moves: a CMAF segment by its number in the event (cmaf_position), a Smooth
+fragment by its listed start (smooth_position). Pruning only raises TrackIndex.first_number, and a restart rebuilds
+the index from the archive in the same order, so neither changes what a URL answers.
 """
 
 from __future__ import annotations
