@@ -100,7 +100,9 @@ async def ingest(request: web.Request, ref: SourceRef, name: str, stream_id: str
                         "fragment dropped", request.method, request.path, INGEST_IDLE_TIMEOUT_S, parser.bytes_seen)
             if request.transport is not None:
                 request.transport.close()
-        except Exception as exc:  # connection lost, or aiohttp payload errors (a chunked body cut off)
+        except (Exception, asyncio.CancelledError) as exc:
+            # The connection was lost (a CancelledError when the server cancels handlers on disconnect, as
+            # aiohttp's test server does), or aiohttp's payload parser failed (a chunked body cut off).
             if isinstance(exc, OriginError):
                 raise
             rest = _salvage(request.content)  # what arrived before the loss is still whole ingest
@@ -110,10 +112,14 @@ async def ingest(request: web.Request, ref: SourceRef, name: str, stream_id: str
             lost = not request.content.is_eof()  # the whole body had arrived: only our answer is lost
             if lost and parser.finished:  # ffmpeg may close right after its mfra, without waiting for our answer
                 log.debug("%s %s: encoder closed after the end of its stream", request.method, request.path)
-                return web.Response(status=200, text="ok\n")
-            if lost:
+            elif lost:
                 log.info("%s %s: encoder connection lost after %d bytes (%r); a partial fragment is dropped",
                          request.method, request.path, parser.bytes_seen, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                if not lost:
+                    parser.feed(b"")
+                    drain()
+                raise
         if not lost:
             parser.feed(b"")
             drain()

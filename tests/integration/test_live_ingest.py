@@ -184,10 +184,12 @@ async def test_two_encoders_into_one_point(live_edge, sources):
                                              *output(f"{url}/Streams({stream})", *ISMV)))
               for key, stream in (("av", "s1"), ("hi", "s2"))]
 
-    async def both_live():
+    async def both_live():  # every track indexed, and listed by Smooth (which holds back a newest fragment)
         counts = await fragments_of(live_edge, "two")
-        smooth = await live_edge.get("/live/two.isml/Manifest")  # (holds back the newest fragment: lookahead)
-        return len(counts) == 3 and all(counts.values()) and smooth.status == 200
+        smooth = await live_edge.get("/live/two.isml/Manifest")
+        text = await smooth.text() if smooth.status == 200 else ""
+        video = re.search(r'<StreamIndex Type="video".*?</StreamIndex>', text, re.S)
+        return len(counts) == 3 and all(counts.values()) and video and video.group(0).count("<QualityLevel ") == 2
 
     await wait_for(both_live)
     master = await (await live_edge.get("/live/two.isml/master.m3u8")).text()
