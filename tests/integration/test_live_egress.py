@@ -11,10 +11,12 @@ decoded while live, archive decoded, bad ingest); this module adds:
 - after end of stream: the static MPD validates; HLS and DASH decode frame-identical (framemd5 of the video) to
   the pushed file; the archive files end with an mfra (mfro) and decode frame-identical too;
 - two origin processes fed by one ffmpeg `tee` push list the same segment URLs and serve byte-identical init
-  segments, CMAF segments and Smooth fragments (`cmp`).
+  segments, CMAF segments and Smooth fragments (`cmp`);
+- two encoders (two bitrates, one with audio) pushing into one point in parallel: both variants decode while
+  live and frame-identical to their files after end of stream.
 
-The pushed file is encoded first (14 s, H.264 with 1 s GOPs + AAC) and pushed with `-re -c copy -f ismv`, so the
-reference frames are known. About 21 s (the 14 s push runs in real time under the tests; the tee push is not -re).
+The pushed files are encoded first (H.264 with 1 s GOPs, + AAC) and pushed with `-re -c copy -f ismv`, so the
+reference frames are known. About 30 s (a 14 s and a 6 s push in real time; the tee push is not -re).
 """
 
 from __future__ import annotations
