@@ -21,7 +21,7 @@ window prunes or the process restarts (live/egress.py: cmaf_position, smooth_pos
 about half a fragment (`cache_control_live_manifests` overrides); after end of stream for a minute.
 `?dvr_window_length=S` (seconds > 0) narrows a live manifest's window (to no less than 3.5 fragments); anything
 else is 400.
-Byte bodies (segments, fragments, init) all go through `_bytes_response`: strong ETag of the bytes (identical on
+Byte bodies (segments, fragments, init) all go through `_bytes_response` (server/body.py's writer): strong ETag of the bytes (identical on
 two nodes fed the same ingest), 304, Range (RFC 9110 §14; one range 206, several multipart/byteranges), HEAD.
 """
 
@@ -49,6 +49,7 @@ from ..manifest.model import Live, Presentation, UrlTemplates
 from ..plan import Plan
 from ..remap import SourceRef
 from .http_semantics import if_range_allows, multipart_body, not_modified, parse_range
+from .body import BodyWriter
 from .live_points import get_point
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -132,13 +133,14 @@ def _manifest_response(ask: _Ask, text: str, content_type: str) -> web.Response:
     return web.Response(text=text, content_type=content_type, headers={"Cache-Control": _manifest_cache(ask.point)})
 
 
-def _bytes_response(request: web.Request, data: bytes, content_type: str = "video/mp4",
-                    cache_control: str = IMMUTABLE) -> web.Response:
-    """The one answer for segment, fragment and init bytes (later: server/body.py's writer).
+async def _bytes_response(request: web.Request, data: bytes, content_type: str = "video/mp4",
+                          cache_control: str = IMMUTABLE) -> web.StreamResponse:
+    """The one answer for segment, fragment and init bytes, written by server/body.py's BodyWriter (zero-copy
+    slices, drain between them: a slow viewer holds about one slice, not a copy of the segment).
 
     Strong ETag = a hash of the bytes (segments depend on the ingest only, so two nodes agree); If-None-Match ->
     304; Range -> 206 with Content-Range, several ranges as multipart/byteranges (RFC 9110 §14.6), unsatisfiable
-    -> RangeNotSatisfiable (416); HEAD gets the headers only (aiohttp drops the body).
+    -> RangeNotSatisfiable (416); HEAD gets the headers only.
     """
     etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
     headers = {"Cache-Control": cache_control, "ETag": etag, "Accept-Ranges": "bytes"}
@@ -146,15 +148,29 @@ def _bytes_response(request: web.Request, data: bytes, content_type: str = "vide
         return web.Response(status=304, headers=headers)
     ranges = parse_range(request.headers.get("Range"), len(data)) if if_range_allows(request.headers, etag, None) \
         else None
+    view = memoryview(data)
     if ranges is None:
-        return web.Response(body=data, content_type=content_type, headers=headers)
-    if len(ranges) == 1:
+        status, parts = 200, [view]
+        headers["Content-Type"] = content_type
+    elif len(ranges) == 1:
         first, last = ranges[0]
         headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
-        return web.Response(status=206, body=data[first : last + 1], content_type=content_type, headers=headers)
-    body = multipart_body(Plan((data,), content_type), ranges, secrets.token_hex(12))
-    headers["Content-Type"] = body.content_type
-    return web.Response(status=206, body=b"".join(bytes(part) for part in body.parts), headers=headers)
+        headers["Content-Type"] = content_type
+        status, parts = 206, [view[first : last + 1]]
+    else:
+        body = multipart_body(Plan((data,), content_type), ranges, secrets.token_hex(12))
+        headers["Content-Type"] = body.content_type
+        status, parts = 206, [memoryview(part) if isinstance(part, (bytes, bytearray)) else part
+                              for part in body.parts]
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = sum(len(part) for part in parts)
+    await response.prepare(request)
+    if request.method != "HEAD":
+        writer = BodyWriter(request, response)
+        for part in parts:
+            await writer.write_bytes(part)
+    await response.write_eof()
+    return response
 
 
 def _json(body: dict) -> web.Response:
@@ -219,7 +235,7 @@ async def _media_playlist(ask: _Ask) -> web.Response:
 
 async def _init(ask: _Ask) -> web.Response:
     live = _cmaf_track(ask)
-    return _bytes_response(ask.request, live.header.cmaf_header(live.track_id))
+    return await _bytes_response(ask.request, live.header.cmaf_header(live.track_id))
 
 
 async def _cmaf_segment(ask: _Ask) -> web.Response:
@@ -227,7 +243,7 @@ async def _cmaf_segment(ask: _Ask) -> web.Response:
     number = int(ask.match.group("number"))
     position = cmaf_position(live.index, number)
     data = await asyncio.to_thread(ask.point.read, live.index.locations[position])  # off the loop: disk
-    return _bytes_response(ask.request, segment(data, live.track_id, live.index.times[position], number))
+    return await _bytes_response(ask.request, segment(data, live.track_id, live.index.times[position], number))
 
 
 async def _smooth_fragment(ask: _Ask) -> web.Response:
@@ -247,7 +263,7 @@ async def _smooth_fragment(ask: _Ask) -> web.Response:
     position = await _until_next_fragment(ask.point, live, position)
     announced = smooth_next(index, position, ask.point.ended)
     data = await asyncio.to_thread(ask.point.read, index.locations[position])
-    return _bytes_response(ask.request, segment(data, live.track_id, index.times[position],
+    return await _bytes_response(ask.request, segment(data, live.track_id, index.times[position],
                                                 index.first_number + position,
                                                 scale=(SMOOTH_TIMESCALE, index.timescale), smooth=True,
                                                 smooth_next=announced), cache_control=cache)
