@@ -145,17 +145,26 @@ class ChunkMap:
         extra = {c for c in extra if not self._is_run_start(c)}  # run starts are entries already
 
         def entries() -> np.ndarray:
-            chunks = np.concatenate(([ca], runs[lo:hi].astype(np.int64), sorted(extra))).astype(np.int64)
-            chunks.sort()
-            counts = self.first_sample[chunks + 1].astype(np.int64) - self.first_sample[chunks]
+            chunks = np.empty(1 + (hi - lo) + len(extra), dtype=np.int64)
+            chunks[0] = ca
+            chunks[1 : 1 + hi - lo] = runs[lo:hi]
+            if extra:  # at most two chunks, not run starts: put them in place
+                chunks[1 + hi - lo :] = sorted(extra)
+                chunks.sort()
+            first_sample = self.first_sample
+            counts = first_sample[chunks + 1] - first_sample[chunks]  # uint32: first_sample ascends
             counts[0] = first_count
-            if cb > ca:
-                counts[-1] = last_count if chunks[-1] == cb else counts[-1]
+            if cb > ca and chunks[-1] == cb:
+                counts[-1] = last_count
             out = np.empty(len(chunks), dtype=STSC_ENTRY)
-            out["first_chunk"] = chunks - ca + 1
+            chunks -= ca - 1
+            out["first_chunk"] = chunks
             out["samples_per_chunk"] = counts
-            out["sample_description_index"] = self.description_index[
-                np.searchsorted(self.description_first_chunk, chunks, side="right") - 1]
+            if len(self.description_index) == 1:
+                out["sample_description_index"] = self.description_index[0]
+            else:
+                out["sample_description_index"] = self.description_index[
+                    np.searchsorted(self.description_first_chunk, chunks + (ca - 1), side="right") - 1]
             return out
 
         return ca, cb, 1 + (hi - lo) + len(extra), entries

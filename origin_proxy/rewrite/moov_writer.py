@@ -23,7 +23,7 @@ from ..isobmff.boxes.ctts import build_ctts
 from ..isobmff.boxes.elst import build_elst
 from ..isobmff.boxes.mdhd import MDHD_DURATION_OFFSETS
 from ..isobmff.boxes.mvhd import MVHD_DURATION_OFFSETS
-from ..isobmff.boxes.stco import build_chunk_offsets
+from ..isobmff.boxes.stco import build_shifted_chunk_offsets
 from ..isobmff.boxes.stsc import STSC_ENTRY
 from ..isobmff.boxes.stss import STSS_ENTRY
 from ..isobmff.boxes.tkhd import TKHD_DURATION_OFFSETS
@@ -125,9 +125,8 @@ class _Deferred:
 
     def render(self, shift: int) -> bytes:
         """The box with every offset moved by `shift` bytes. Raises OverflowError when an offset does not fit."""
-        offsets = self.chunks.offset_bytes.astype(np.int64) + shift
-        offsets[0] = self.chunks.first_offset_bytes + shift
-        return box(*build_chunk_offsets(offsets, wide=self.wide))
+        return box(*build_shifted_chunk_offsets(self.chunks.offset_bytes, self.chunks.first_offset_bytes, shift,
+                                                wide=self.wide))
 
 
 def _piece_size(piece) -> int:
