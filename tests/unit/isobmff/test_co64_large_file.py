@@ -80,3 +80,31 @@ async def test_range_and_clip_of_the_co64_file(edge_client, co64_pair, tmp_path)
     assert [kind for kind, *_ in mt.top_level_boxes(clip)][:3] == ["ftyp", "moov", "mdat"]
     assert mt.framemd5(clip, count=5) == mt.framemd5(source, count=5, seek_s=start_s)
     assert mt.decode_errors(clip).strip() == ""
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_shifted_chunk_offsets_are_the_plain_table_of_the_shifted_values(wide):
+    """The clip writer's stco/co64 (moved by the mdat shift, first chunk cut) is byte for byte the table
+    build_chunk_offsets makes of those values, and refuses the same overflows."""
+    import numpy as np
+
+    from origin_proxy.isobmff.boxes.stco import build_chunk_offsets, build_shifted_chunk_offsets
+
+    rng = np.random.default_rng(3)
+    for dtype, top in ((np.uint32, 2**32 - 1), (np.int64, 2**40)):
+        source = np.sort(rng.integers(10_000, top if wide else 2**31, 5000)).astype(dtype)
+        for first, shift in ((int(source[0]) + 17, -9_000), (int(source[0]), 123_456), (int(source[0]) + 1, 0)):
+            values = source.astype(np.int64) + shift
+            values[0] = first + shift
+            try:
+                expected = build_chunk_offsets(values, wide=wide)
+            except OverflowError:
+                with pytest.raises(OverflowError):
+                    build_shifted_chunk_offsets(source, first, shift, wide=wide)
+                continue
+            assert build_shifted_chunk_offsets(source, first, shift, wide=wide) == expected
+        with pytest.raises(OverflowError):
+            build_shifted_chunk_offsets(source, int(source[0]), -int(source[0]) - 1, wide=wide)
+    assert build_shifted_chunk_offsets(np.array([5], np.uint32), 7, 2**32 - 8, wide=False)[1][-4:] == b"\xff" * 4
+    with pytest.raises(OverflowError):
+        build_shifted_chunk_offsets(np.array([5, 2**32 - 1], np.uint32), 7, 1, wide=False)
