@@ -2,8 +2,9 @@
 
 A head is the generated part of a body: a clip's ftyp + moov + mdat header, a CMAF init segment, a CMAF
 fragment's moof + mdat header, a Smooth fragment's moof + mdat header. `HeadCache.plan(key, build)` returns the
-Plan `build()` makes, frozen: consecutive generated parts joined into one buffer (LazyBytes rendered once), held as
-a read-only `memoryview`, so responses and Range slices of it are zero-copy; SourceRanges kept as they are.
+Plan `build()` makes, frozen: consecutive eager generated parts joined into one buffer held as a read-only
+`memoryview` (responses and Range slices of it are zero-copy); LazyBytes (rewritten chunk tables) rendered at most
+once, when a response first covers them, then shared; SourceRanges kept as they are.
 
 Keys are store/catalog.py's HeadKey (the SourceVersion or Presentation plus the canonical request parameters): a
 new validator is a new key, so a changed source never meets an old head. The cache is a MetadataCache (byte
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ..plan import Part, Plan, SourceRange, materialize
+from ..plan import LazyBytes, Part, Plan, SourceRange
 from .cache import MetadataCache
 from .catalog import HeadKey
 
@@ -40,8 +41,30 @@ class FrozenPlan:
     nbytes: int
 
 
+class _RenderOnce:
+    """The render function of a LazyBytes, run at most once: the bytes are kept for every later response."""
+
+    __slots__ = ("_lazy", "_data")
+
+    def __init__(self, lazy: LazyBytes) -> None:
+        self._lazy: LazyBytes | None = lazy
+        self._data: bytes | None = None
+
+    def __call__(self) -> bytes:
+        if self._data is None:
+            self._data = bytes(self._lazy)  # checks the promised size
+            self._lazy = None  # the tables it rendered from are no longer needed by this part
+        return self._data
+
+
 def freeze(plan: Plan) -> FrozenPlan:
-    """`plan` with each run of consecutive generated parts rendered and joined into one read-only buffer."""
+    """`plan` with each run of consecutive eager generated parts joined into one read-only buffer, and each
+    LazyBytes kept lazy but rendered at most once (on the first response whose range covers it, then shared).
+
+    A LazyBytes stays lazy so a new clip's first bytes never wait for tables the range does not reach (a rewritten
+    stco/stsc of an 8 h movie costs milliseconds to render; `Range: bytes=0-65535` rarely needs it): the warm
+    cost of a new `?start=` stays independent of movie length (issue 13). Its promised size counts in `nbytes`.
+    """
     parts: list[Part] = []
     run: list[bytes | memoryview] = []
     held = 0
@@ -59,8 +82,12 @@ def freeze(plan: Plan) -> FrozenPlan:
             flush()
             parts.append(part)
             held += _PART_OVERHEAD_BYTES
+        elif isinstance(part, LazyBytes):
+            flush()
+            parts.append(LazyBytes(part.size, _RenderOnce(part)))
+            held += part.size + _PART_OVERHEAD_BYTES
         else:
-            run.append(materialize(part))
+            run.append(part)
     flush()
     return FrozenPlan(Plan(tuple(parts), plan.content_type), held)
 
