@@ -31,6 +31,7 @@ from .catalog import HeadKey
 T = TypeVar("T")
 
 _PART_OVERHEAD_BYTES = 64  # what one part costs besides its bytes (object headers, tuple slot)
+_SHARE_BYTES = 32 * 1024  # eager parts this large are kept as zero-copy views; smaller runs are joined
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class _RenderOnce:
 
 
 def freeze(plan: Plan) -> FrozenPlan:
-    """`plan` with each run of consecutive eager generated parts joined into one read-only buffer, and each
+    """`plan` with each run of consecutive small eager generated parts joined into one read-only buffer (parts of
+    _SHARE_BYTES or more kept as read-only views of the bytes they are, without a copy), and each
     LazyBytes kept lazy but rendered at most once (on the first response whose range covers it, then shared).
 
     A LazyBytes stays lazy so a new clip's first bytes never wait for tables the range does not reach (a rewritten
@@ -86,6 +88,11 @@ def freeze(plan: Plan) -> FrozenPlan:
             flush()
             parts.append(LazyBytes(part.size, _RenderOnce(part)))
             held += part.size + _PART_OVERHEAD_BYTES
+        elif len(part) >= _SHARE_BYTES:
+            flush()  # a large table slice (stsz, stts runs of the source moov): shared as it is, not copied
+            view = part if isinstance(part, memoryview) else memoryview(part)
+            parts.append(view.toreadonly())
+            held += len(part) + _PART_OVERHEAD_BYTES
         else:
             run.append(part)
     flush()
