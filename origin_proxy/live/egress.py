@@ -161,6 +161,8 @@ class TrackView:
     bitrate_bps: int
     spans: tuple[tuple[int, int], ...]
     first_number: int
+    discontinuities: tuple[int, ...] = ()  # positions in spans that start a discontinuity (a shifted reconnect)
+    discontinuity_sequence: int = 0  # discontinuities at or before the first listed fragment
 
 
 def _timeline(spans: tuple[tuple[int, int], ...], timescale: int, first_number: int) -> SegmentTimeline:
@@ -186,6 +188,24 @@ def presentation(views: list[TrackView], live: Live | None, urls: UrlTemplates) 
             width=t.width, height=t.height, sample_rate_hz=t.sample_rate_hz, channel_count=t.channel_count,
             frame_rate=_frame_rate(view)))
     return Presentation(periods=(Period("0", Fraction(0), tuple(renditions), urls),), live=live)
+
+
+def discontinuous_presentation(view: TrackView, live: Live | None, urls: UrlTemplates) -> Presentation:
+    """HLS model of one track's media playlist (RFC 8216 §4.3.2.3): one Period per run between the track's
+    discontinuities (a reconnect whose timeline jumped back, shifted to continue: live/point.py), so the playlist
+    writes EXT-X-DISCONTINUITY before the first segment after each, and EXT-X-DISCONTINUITY-SEQUENCE counts those
+    that slid out. The shifted timeline stays continuous, so DASH keeps one Period (`presentation`)."""
+    rendition = presentation([view], live, urls).periods[0].renditions[0]
+    ts = view.track.timescale
+    bounds = (0, *view.discontinuities, len(view.spans))
+    periods = []
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        start = view.spans[a][0]
+        timeline = _timeline(view.spans[a:b], ts, view.first_number + a)
+        periods.append(Period(str(view.discontinuity_sequence + k), Fraction(start, ts),
+                              (replace(rendition, timeline=replace(timeline, presentation_time_offset_ticks=start)),),
+                              urls))
+    return Presentation(periods=tuple(periods), live=live, discontinuity_sequence=view.discontinuity_sequence)
 
 
 def _frame_rate(view: TrackView) -> Fraction | None:

@@ -2,7 +2,10 @@
 
 One `TrackIndex` per ingested track: ordered columns of (time, duration, size, key flag, location) in the track's
 own timescale, times signed. Appending checks order: an exact duplicate time (encoder resend, redundant encoders)
-is dropped (first wins); a time before the last one is a jump back (MalformedIngest, 400, issue 11 item 5). `prune(before)` drops in-memory entries older than the DVR window; the archive keeps them.
+is dropped (first wins); a time before the last one is a jump back (MalformedIngest, 400, issue 11 item 5).
+`prune(before)` drops in-memory entries older than the DVR window; the archive keeps them.
+With `restart_on_encoder_reconnect` the point shifts a reconnected stream's times so they continue from the end
+(live/point.py) and marks where that happened in `discontinuities`, so the index itself stays ordered.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class TrackIndex:
             sample; locations: where the bytes are (opaque to this module: archive file and offset, or bytes).
         first_number: the fragment number (egress mfhd sequence and HLS/DASH $Number$) of times[0]; it never
             moves for a fragment, so pruning does not renumber.
-        pruned_to: time before which fragments left memory (None: nothing pruned).
+        discontinuities: the indexed times (ticks, ascending) of fragments that start a discontinuity (a
+            reconnected encoder's timeline jumped back and was shifted to continue here); kept when pruned.
     """
 
     timescale: int
@@ -41,6 +45,7 @@ class TrackIndex:
     first_number: int = 1
     total_bytes: int = 0
     total_fragments: int = 0
+    discontinuities: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.times)

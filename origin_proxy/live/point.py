@@ -9,6 +9,13 @@ so nothing is listed that is not on disk; a new part starts every `archive_segme
 each file gets an `mfra` (tfra per track, mfro) so it reads as a VOD file. `point.json` keeps the event number
 and its availability start time. On restart `load()` scans the newest event's files (box headers and moofs only,
 never an mdat) and rebuilds the index; a file cut inside a fragment is truncated back to its last whole fragment.
+
+Reconnect with `restart_on_encoder_reconnect`: when a reconnected stream's first fragment of a track is before that
+track's indexed end (a restarted encoder's timeline from 0), the track's ingest times are shifted from then on by
+an offset (`LiveTrack.offset`, track timescale ticks) so they continue from the end, and the index marks a
+discontinuity there. A new archive part starts at the jump with a sidecar `E{event}-{stream}-{part}.json`
+({"offsets": {track_id: ticks}}), written before the part's first fragment; `load()` applies it, so a restart
+rebuilds the same times, numbers and discontinuities. The part files keep the encoder's own times.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ class LiveTrack:
     bitrate_bps: int = 0
     last_arrival: float = 0.0
     bytes_in: int = 0
+    offset: int = 0  # ticks added to the ingest times (restart_on_encoder_reconnect); indexed = ingest + offset
+    restart_pending: bool = False  # reconnected, no fragment since: a jump back starts a discontinuity
 
     @property
     def track(self):
@@ -112,6 +121,10 @@ class PublishingPoint:
             stream = self.streams[stream_id] = LiveStream(stream_id, header)
             self._add_tracks(stream_id, header)
             self._write_server_manifest()
+        elif self.settings.restart_on_encoder_reconnect:
+            for live in self.tracks.values():
+                if live.stream_id == stream_id:
+                    live.restart_pending = True
         stream.ended = False
         stream.connections += 1
         self.state = next_state(self.state, PointEvent.HEADER)
@@ -153,16 +166,33 @@ class PublishingPoint:
     def on_fragment(self, stream_id: str, fragment: Fragment, now: float) -> int:
         """Index (after archiving) one fragment. Returns how many trafs were added (0 = exact duplicate).
 
-        Raises MalformedIngest (400) for a jump back (nothing written or indexed)."""
+        Raises MalformedIngest (400) for a jump back (nothing written or indexed), except, with
+        `restart_on_encoder_reconnect`, at a reconnected stream's first fragment of a track: its times are then
+        shifted to continue from the track's end (a discontinuity; see the module docstring)."""
         stream = self.streams[stream_id]
         verdicts = []
+        restarts: dict[int, int] = {}  # track id -> new offset (a jump back of a reconnected stream)
         for traf in fragment.parsed.trafs:
             live = self.tracks[(stream_id, traf.track_id)]
-            verdicts.append(live.index.check(traf.decode_time))
+            index = live.index
+            time = traf.decode_time + live.offset
+            if live.restart_pending and len(index) and time < index.end_time and time != index.times[-1]:
+                restarts[traf.track_id] = index.end_time - traf.decode_time
+                verdicts.append(Appended.ADDED)
+            else:
+                verdicts.append(index.check(time))
         if all(v is Appended.DUPLICATE for v in verdicts):
             return 0
         if any(v is Appended.DUPLICATE for v in verdicts):
             raise MalformedIngest("fragment partly duplicates what was indexed")
+        if restarts:
+            self._finish_archive(stream)  # the shifted fragments go to a new part with its offsets sidecar
+            for track_id, offset in restarts.items():
+                live = self.tracks[(stream_id, track_id)]
+                live.offset = offset
+                live.index.discontinuities.append(live.index.end_time)
+                log.info("%s: stream %s track %d reconnected with a timeline that jumps back; shifted by %d "
+                         "ticks (a discontinuity)", self.name, stream_id, track_id, offset)
         first_time = fragment.parsed.trafs[0].decode_time
         location: object
         if self.settings.archive:
@@ -174,11 +204,13 @@ class PublishingPoint:
             if not live.bitrate_bps:
                 seconds = traf.duration / live.track.timescale
                 self._name(live, max(int(round(traf.data_bytes * 8 / max(seconds, 1e-3), -3)), 1000))
-            live.index.append(traf.decode_time, traf.duration, fragment.nbytes, traf.starts_with_sync, location)
+            live.index.append(traf.decode_time + live.offset, traf.duration, fragment.nbytes, traf.starts_with_sync,
+                              location)
+            live.restart_pending = False
             live.last_arrival = now
             live.bytes_in += fragment.nbytes
             if self.availability_start is None:
-                end_s = (traf.decode_time + traf.duration) / live.track.timescale
+                end_s = (traf.decode_time + live.offset + traf.duration) / live.track.timescale
                 self.availability_start = (datetime.fromtimestamp(int(now - end_s), timezone.utc))
                 self._save_meta()
         self.fragments_in += 1
@@ -205,6 +237,7 @@ class PublishingPoint:
         rendition names, so fragments pruned from memory while live are listed and servable again."""
         for live in self.tracks.values():
             live.index = TrackIndex(live.index.timescale)
+            live.offset = 0
         for path in sorted(self.directory.glob(f"E{self.event:03d}-*.mp4"), key=lambda p: p.name):
             self._load_file(path)
 
@@ -229,6 +262,12 @@ class PublishingPoint:
             stream.part += 1
             safe = STREAM_SAFE.sub("_", stream.stream_id)
             path = self.directory / f"E{self.event:03d}-{safe}-{stream.part:03d}.mp4"
+            offsets = {live.track_id: live.offset for live in self.tracks.values()
+                       if live.stream_id == stream.stream_id and live.offset}
+            if offsets:  # before any fragment is in the part, so a reload never reads it without its offsets
+                tmp = path.with_name(f".{path.stem}.json.tmp")
+                tmp.write_text(json.dumps({"offsets": {str(k): v for k, v in sorted(offsets.items())}}))
+                os.replace(tmp, path.with_suffix(".json"))
             handle = open(path, "ab")
             if handle.tell() == 0:
                 h = stream.header
@@ -322,6 +361,9 @@ class PublishingPoint:
     def _load_file(self, path: Path) -> bool:
         stream_id = path.name.split("-", 1)[1].rsplit("-", 1)[0]
         ended = False
+        sidecar = path.with_suffix(".json")
+        offsets = {int(k): int(v) for k, v in json.loads(sidecar.read_text()).get("offsets", {}).items()} \
+            if sidecar.is_file() else {}
         with open(path, "r+b") as handle:
             size = os.fstat(handle.fileno()).st_size
             boxes: dict[bytes, bytes] = {}
@@ -360,7 +402,13 @@ class PublishingPoint:
                         if not live.bitrate_bps:
                             seconds = traf.duration / live.track.timescale
                             self._name(live, max(int(round(traf.data_bytes * 8 / max(seconds, 1e-3), -3)), 1000))
-                        live.index.append(traf.decode_time, traf.duration, total, traf.starts_with_sync,
+                        offset = offsets.get(traf.track_id, 0)
+                        time = traf.decode_time + offset
+                        if offset != live.offset:  # the part a jump back started (see on_fragment)
+                            live.offset = offset
+                            if len(live.index):
+                                live.index.discontinuities.append(time)
+                        live.index.append(time, traf.duration, total, traf.starts_with_sync,
                                           (str(path), pos, total))
                     box_size = total
                     good = pos + total
@@ -396,8 +444,12 @@ class PublishingPoint:
                 since = index.end_time - int(window_s * index.timescale)
             positions = index.window(since)
             spans = tuple(egress_span(index.times[i], index.durations[i]) for i in positions)
+            first_time = index.times[positions.start] if positions else None
+            splits = tuple(p - positions.start for p in (index.position(d) for d in index.discontinuities)
+                           if p is not None and p > positions.start)
+            passed = sum(1 for d in index.discontinuities if first_time is None or d <= first_time)
             out.append(TrackView(live.rendition_id, live.track, live.bitrate_bps, spans,
-                                 index.first_number + positions.start))
+                                 index.first_number + positions.start, splits, passed))
         return out
 
     def track_by_rendition(self, rendition_id: str) -> LiveTrack:

@@ -41,8 +41,8 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from ..errors import BadRequest, NotFound
-from ..live.egress import (SMOOTH_TIMESCALE, cmaf_position, live_state, presentation, segment, smooth_next,
-                           smooth_position, smooth_streams)
+from ..live.egress import (SMOOTH_TIMESCALE, cmaf_position, discontinuous_presentation, live_state, presentation,
+                           segment, smooth_next, smooth_position, smooth_streams)
 from ..live.point import LiveTrack, PublishingPoint
 from ..manifest import dash, hls, smooth
 from ..manifest.model import Live, Presentation, UrlTemplates
@@ -230,7 +230,11 @@ def _cmaf_track(ask: _Ask) -> LiveTrack:
 
 async def _media_playlist(ask: _Ask) -> web.Response:
     rendition = _cmaf_track(ask).rendition_id
-    return _manifest_response(ask, hls.media_playlist(ask.model(), rendition), HLS_TYPE)
+    view = next((v for v in ask.point.views(ask.window_s()) if v.rendition_id == rendition), None)
+    if view is None:
+        raise NotFound(f"{ask.name} has no media yet")
+    model = discontinuous_presentation(view, ask.live(), ask._urls())  # EXT-X-DISCONTINUITY at a shifted reconnect
+    return _manifest_response(ask, hls.media_playlist(model, rendition), HLS_TYPE)
 
 
 async def _init(ask: _Ask) -> web.Response:
