@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -25,6 +28,7 @@ ISMV = ["-f", "ismv", "-movflags", "isml+frag_keyframe"]
 X264 = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "20",
         "-sc_threshold", "0", "-bf", "0"]
 TIMEOUT_S = 30.0
+SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "DASH-MPD.xsd"
 
 
 def encode(path: Path, seconds: float, pattern: str, *extra: str) -> Path:
@@ -111,11 +115,29 @@ def sources(tmp_path_factory) -> dict[str, Path]:
             "second": encode(root / "second.mp4", 6, "testsrc2", "-force_key_frames", "expr:gte(t,n_forced*0.8)")}
 
 
-async def test_reconnect_with_timeline_from_zero(edge_client, sources, tmp_path):
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory) -> Path:
+    """DASH-MPD.xsd with its xlink import pointed at the local copy (as test_mpd_schema.py does)."""
+    assert SCHEMA.is_file() and shutil.which("xmllint"), f"{SCHEMA} and xmllint are needed"
+    folder = tmp_path_factory.mktemp("reconnect-schema")
+    (folder / "DASH-MPD.xsd").write_text(re.sub(r'schemaLocation="https?://www\.w3\.org/[^"]*xlink\.xsd"',
+                                                'schemaLocation="xlink.xsd"', SCHEMA.read_text(encoding="utf-8")),
+                                         encoding="utf-8")
+    for name in ("xlink.xsd", "xml.xsd"):
+        shutil.copyfile(SCHEMA.parent / name, folder / name)
+    return folder / "DASH-MPD.xsd"
+
+
+def video_pts(framemd5: bytes) -> list[int]:
+    return [int(line.split(",")[2]) for line in framemd5.decode().splitlines() if line and not line.startswith("#")]
+
+
+async def test_reconnect_with_timeline_from_zero(edge_client, sources, schema, tmp_path):
     """Flag on (/on/): the second push (timeline from 0) is shifted to continue the first: the HLS video and audio
     playlists have one EXT-X-DISCONTINUITY, after EOS ffmpeg decodes the whole VOD (video and audio) without an
-    error line, with every frame of both pushes one frame apart (monotonic, no gap), the archive has a new part
-    with its offsets sidecar, and a point reloaded from the archive has the same index. Flag off (/off/): the
+    error line, with every frame of both pushes one frame apart (monotonic, no gap); the static MPD has one Period,
+    validates against DASH-MPD.xsd and gives ffmpeg the same frames; the archive has a new part with its offsets
+    sidecar, and a point reloaded from the archive has the same index. Flag off (/off/): the
     same second push is 400 (jump back) and what the first indexed stays, served as before."""
     storage = tmp_path / "live"
     rules = [{"from": f"/{flag}/", "live": {"storage": str(storage / flag), "ingest_token": TOKEN,
@@ -154,10 +176,21 @@ async def test_reconnect_with_timeline_from_zero(edge_client, sources, tmp_path)
     assert err == ""
     out, err = await run_ffmpeg("-i", master, "-map", "0:v:0", "-f", "framemd5", "-")
     assert err == ""
-    pts = [int(line.split(",")[2]) for line in out.decode().splitlines() if line and not line.startswith("#")]
+    pts = video_pts(out)
     assert len(pts) == kept_on * 25 + 75  # every frame of both pushes
     steps = {b - a for a, b in zip(pts, pts[1:])}
     assert len(steps) == 1 and steps.pop() > 0  # monotonic, one frame apart across the discontinuity
+
+    # DASH: one Period (the shifted timeline is continuous), schema-valid, and ffmpeg reads the same frames.
+    mpd = await (await client.get("/on/r.isml/manifest.mpd")).read()
+    assert mpd.count(b"<Period") == 1
+    (tmp_path / "manifest.mpd").write_bytes(mpd)
+    done = subprocess.run(["xmllint", "--noout", "--nonet", "--schema", os.fspath(schema),
+                           os.fspath(tmp_path / "manifest.mpd")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out, err = await run_ffmpeg("-i", f"http://127.0.0.1:{client.server.port}/on/r.isml/manifest.mpd",
+                                "-map", "0:v:0", "-f", "framemd5", "-")
+    assert err == "" and video_pts(out) == pts
 
     directory = storage / "on" / "r.isml"
     parts = sorted(directory.glob("E001-s1-*.mp4"))
@@ -173,3 +206,6 @@ async def test_reconnect_with_timeline_from_zero(edge_client, sources, tmp_path)
         assert (a.times, a.durations, a.sizes, a.locations, a.discontinuities, a.first_number) == \
             (b.times, b.durations, b.sizes, b.locations, b.discontinuities, b.first_number)
         assert len(a.discontinuities) == 1
+    # Each track is shifted on its own: audio and video offsets (seconds) differ by less than a fragment.
+    shifts = {live.track.kind: live.offset / live.index.timescale for live in running.tracks.values()}
+    assert abs(shifts["video"] - shifts["audio"]) < max(running.fragment_duration_s(), 1.0), shifts
