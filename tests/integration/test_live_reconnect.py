@@ -15,11 +15,17 @@ import re
 import shutil
 import signal
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from origin_proxy.config import LiveSettings
+from origin_proxy.live.egress import discontinuous_presentation, live_state, segment
+from origin_proxy.live.ingest import NEED_DATA, Fragment, Header, IngestParser
 from origin_proxy.live.point import PublishingPoint
+from origin_proxy.manifest import hls
+from origin_proxy.manifest.model import UrlTemplates
 from origin_proxy.server.live_points import _registry
 
 TOKEN = "s3cret"
@@ -209,3 +215,76 @@ async def test_reconnect_with_timeline_from_zero(edge_client, sources, schema, t
     # Each track is shifted on its own: audio and video offsets (seconds) differ by less than a fragment.
     shifts = {live.track.kind: live.offset / live.index.timescale for live in running.tracks.values()}
     assert abs(shifts["video"] - shifts["audio"]) < max(running.fragment_duration_s(), 1.0), shifts
+
+
+# --------------------------------------------------------------------- sans-I/O: window, two nodes, reload
+
+
+def _feed(point: PublishingPoint, evs: list, start: float) -> None:
+    for n, event in enumerate(evs):
+        if isinstance(event, Header):
+            point.on_header("v", event)
+        elif isinstance(event, Fragment):
+            point.on_fragment("v", event, start + n)
+
+
+def _playlist(point: PublishingPoint, window_s: float | None) -> str:
+    (view,) = point.views(window_s)
+    live = live_state(datetime(2026, 12, 7, tzinfo=timezone.utc), datetime(2026, 12, 7, 1, tzinfo=timezone.utc),
+                      30.0, 1.0, ended=False)
+    return hls.media_playlist(discontinuous_presentation(view, live, UrlTemplates()), view.rendition_id)
+
+
+@pytest.mark.parametrize("archive", [True, False])
+def test_discontinuity_slides_out_nodes_agree_and_reload(tmp_path, cmaf_capture, archive):
+    """A real CMAF capture (3 s, 1 s fragments, tfdt from 0) pushed twice to a point with the flag on, the
+    second time after a reconnect: 6 fragments, one timeline, numbers 1..6, a discontinuity at 3 s. The playlist
+    tags it while it is listed and counts it in EXT-X-DISCONTINUITY-SEQUENCE once the window slid past it, with
+    PROGRAM-DATE-TIME one fragment apart across it; a second node fed the same ingest serves identical segments,
+    and (with archive) a point reloaded from the directory has the same index. Inside that connection no second
+    restart happens: the first fragment again is a resend (dropped)."""
+    parser = IngestParser()
+    parser.feed(cmaf_capture.read_bytes())
+    evs = []
+    while (event := parser.next_event()) is not NEED_DATA:
+        evs.append(event)
+    pushed = [e for e in evs if isinstance(e, (Header, Fragment))]  # no end of stream
+    nodes = []
+    for node in ("a", "b"):
+        (tmp_path / node).mkdir()
+        point = PublishingPoint("p.isml", tmp_path / node, LiveSettings(
+            storage=str(tmp_path), archive=archive, restart_on_encoder_reconnect=True))
+        _feed(point, pushed, 1000.0)
+        _feed(point, pushed, 1010.0)  # the reconnect, timeline from 0 again
+        nodes.append(point)
+    point, other = nodes
+    (live,) = point.tracks.values()
+    index = live.index
+    assert index.times == sorted(index.times) and len(index) == 6 and index.first_number == 1
+    assert index.discontinuities == [index.times[3]] and index.times[3] == index.times[2] + index.durations[2]
+    whole = _playlist(point, None)
+    lines = whole.splitlines()
+    assert lines.count("#EXT-X-DISCONTINUITY") == 1 and "#EXT-X-DISCONTINUITY-SEQUENCE" not in whole
+    cut = lines.index("#EXT-X-DISCONTINUITY")
+    assert [line for line in lines[:cut] if line.endswith(".m4s")] == ["1.m4s", "2.m4s", "3.m4s"]
+    dates = [datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00")) for line in lines
+             if line.startswith("#EXT-X-PROGRAM-DATE-TIME")]
+    assert len({b - a for a, b in zip(dates, dates[1:])}) == 1  # one fragment apart, across the jump too
+    narrow = _playlist(point, 2.0)  # the newest 2 fragments (4 s..6 s): the discontinuity at 3 s slid out
+    assert "#EXT-X-DISCONTINUITY\n" not in narrow and "#EXT-X-DISCONTINUITY-SEQUENCE:1" in narrow
+    assert "#EXT-X-MEDIA-SEQUENCE:5" in narrow and [line for line in narrow.splitlines() if "m4s" in line] == \
+        ["5.m4s", "6.m4s"]
+    (other_live,) = other.tracks.values()
+    for position in range(len(index)):
+        number = index.first_number + position
+        assert segment(point.read(index.locations[position]), live.track_id, index.times[position], number) == \
+            segment(other.read(other_live.index.locations[position]), live.track_id,
+                    other_live.index.times[position], number)
+    if archive:
+        reloaded = PublishingPoint("p.isml", tmp_path / "a", point.settings)
+        reloaded.load()
+        (again,) = reloaded.tracks.values()
+        assert (again.index.times, again.index.durations, again.index.sizes, again.index.discontinuities,
+                again.offset) == (index.times, index.durations, index.sizes, index.discontinuities, live.offset)
+    fragments = [e for e in pushed if isinstance(e, Fragment)]
+    assert point.on_fragment("v", fragments[1], 1020.0) == 0  # same connection: no new restart, a resend (4 s)
