@@ -5,6 +5,8 @@ Fixtures smooth_capture and cmaf_capture (a plugin named in tests/conftest.py, s
 
 from __future__ import annotations
 
+import asyncio
+import struct
 import subprocess
 from pathlib import Path
 
@@ -34,3 +36,33 @@ def cmaf_capture(tmp_path_factory) -> Path:
     """3 s H.264 alone as a CMAF ingest track (empty moov + mvex, moof/mdat with tfdt)."""
     return _capture(tmp_path_factory, "video.cmfv",
                     ["-an", "-f", "mp4", "-movflags", "empty_moov+separate_moof+default_base_moof+cmaf"])
+
+
+async def run_ffmpeg(*args: str, timeout_s: float = 40.0, check: bool = True) -> tuple[bytes, str]:
+    """Run ffmpeg (errors only) -> (stdout, stderr). SIGKILLed and failed after `timeout_s`: an ffmpeg reading a
+    live playlist that never ends ignores SIGTERM, so every live test's ffmpeg run goes through here."""
+    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"ffmpeg {' '.join(args)} still running after {timeout_s} s") from None
+    if check:
+        assert proc.returncode == 0, err.decode(errors="replace")
+    return out, err.decode(errors="replace")
+
+
+def cmaf_parts(data: bytes) -> list[bytes]:
+    """A CMAF ingest capture cut into its header (ftyp+moov) and one moof+mdat body per segment, as DASH-IF
+    per-segment ingest PUTs them."""
+    parts, pos, current = [], 0, b""
+    while pos < len(data):
+        size, fourcc = struct.unpack_from(">I4s", data, pos)
+        current += data[pos : pos + size]
+        pos += size
+        if fourcc in (b"moov", b"mdat"):
+            parts.append(current)
+            current = b""
+    return parts

@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 
 import pytest
+from live_captures import cmaf_parts
 
 TOKEN = "s3cret"
 VIDEO = ["-f", "lavfi", "-re", "-i", "testsrc=size=160x120:rate=25"]
@@ -128,20 +129,6 @@ async def run_ffmpeg(args: list[str]) -> None:
     assert proc.returncode == 0, err.decode()
 
 
-def _split(data: bytes) -> list[bytes]:
-    """CMAF header, then one body per segment (moof + mdat)."""
-    import struct
-    parts, pos, current = [], 0, b""
-    while pos < len(data):
-        size, fourcc = struct.unpack_from(">I4s", data, pos)
-        current += data[pos : pos + size]
-        pos += size
-        if fourcc in (b"moov", b"mdat"):
-            parts.append(current)
-            current = b""
-    return parts
-
-
 async def test_per_segment_puts_and_resend(live_edge, tmp_path):
     """DASH-IF per-segment ingest: PUT the header, then each segment, to Streams(ID); a resent segment is dropped
     (first wins); the final mfra ends the stream and the event becomes VOD."""
@@ -149,7 +136,7 @@ async def test_per_segment_puts_and_resend(live_edge, tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25", "-t", "3",
                     *X264, *CMAF, str(capture)], check=True)
     data = capture.read_bytes()
-    header, *segments = _split(data)
+    header, *segments = cmaf_parts(data)
     mfra = data[data.rindex(b"mfra") - 4 :]
     auth = {"Authorization": f"Bearer {TOKEN}"}
     url = "/live/seg.isml/Streams(video.cmfv)"

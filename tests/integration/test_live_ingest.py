@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from live_captures import cmaf_parts, run_ffmpeg
 
 TOKEN = "s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -26,7 +27,6 @@ CMAF = ["-f", "mp4", "-movflags", "empty_moov+separate_moof+default_base_moof+cm
 ISMV = ["-f", "ismv", "-movflags", "isml+frag_keyframe"]
 X264 = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "25",
         "-sc_threshold", "0", "-bf", "0"]
-FFMPEG_TIMEOUT_S = 40.0
 
 
 def encode(path: Path, size: str, seconds: float, *extra: str, audio: bool = True) -> Path:
@@ -65,21 +65,6 @@ def base_url(client, name: str) -> str:
 def output(url: str, *muxer: str) -> list[str]:
     """ffmpeg output options for one long POST of `muxer` output to `url` (a real CRLF ends the header)."""
     return [*muxer, "-headers", f"Authorization: Bearer {TOKEN}\r\n", "-method", "POST", url]
-
-
-async def run_ffmpeg(*args: str, timeout_s: float = FFMPEG_TIMEOUT_S, check: bool = True) -> tuple[bytes, str]:
-    """Run ffmpeg (errors only); (stdout, stderr). SIGKILLed and failed after `timeout_s`."""
-    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"ffmpeg {' '.join(args)} still running after {timeout_s} s") from None
-    if check:
-        assert proc.returncode == 0, err.decode(errors="replace")
-    return out, err.decode(errors="replace")
 
 
 async def decode_errors(url: str) -> str:
@@ -645,23 +630,10 @@ def yaml_rules(storage: Path, **settings) -> str:
     return yaml.safe_dump({"remap": live_rule(storage, **settings)}, sort_keys=False)
 
 
-def _cmaf_parts(data: bytes) -> list[bytes]:
-    """A CMAF ingest capture cut into its header and one moof+mdat body per segment."""
-    parts, pos, current = [], 0, b""
-    while pos < len(data):
-        size, fourcc = struct.unpack_from(">I4s", data, pos)
-        current += data[pos : pos + size]
-        pos += size
-        if fourcc in (b"moov", b"mdat"):
-            parts.append(current)
-            current = b""
-    return parts
-
-
 async def test_timeline_jump_back_is_400_and_changes_nothing(live_edge, cmaf_capture):
     """Per-segment PUTs of a real CMAF capture; a segment resent exactly is dropped (200), one whose tfdt is
     moved back between two indexed fragments is a jump back: 400, nothing indexed, nothing archived."""
-    header, *segments = _cmaf_parts(cmaf_capture.read_bytes())
+    header, *segments = cmaf_parts(cmaf_capture.read_bytes())
     url = "/live/jump.isml/Streams(v)"
     for body in (header, *segments[:3]):
         assert (await live_edge.put(url, data=body, headers=AUTH)).status == 200

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from live_captures import run_ffmpeg
 
 from origin_proxy.config import LiveSettings
 from origin_proxy.live.egress import discontinuous_presentation, live_state, segment
@@ -33,7 +34,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ISMV = ["-f", "ismv", "-movflags", "isml+frag_keyframe"]
 X264 = ["-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-keyint_min", "20",
         "-sc_threshold", "0", "-bf", "0"]
-TIMEOUT_S = 30.0
 SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "schemas" / "DASH-MPD.xsd"
 
 
@@ -42,21 +42,6 @@ def encode(path: Path, seconds: float, pattern: str, *extra: str) -> Path:
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-c:a", "aac", "-b:a", "64k",
                     "-t", str(seconds), *X264, *extra, str(path)], check=True, timeout=60)
     return path
-
-
-async def run_ffmpeg(*args: str, check: bool = True) -> tuple[bytes, str]:
-    """ffmpeg (errors only) -> (stdout, stderr); SIGKILLed and failed after TIMEOUT_S."""
-    proc = await asyncio.create_subprocess_exec("ffmpeg", "-v", "error", "-nostdin", *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"ffmpeg {' '.join(args)} still running after {TIMEOUT_S} s") from None
-    if check:
-        assert proc.returncode == 0, err.decode(errors="replace")
-    return out, err.decode(errors="replace")
 
 
 def push_args(url: str) -> list[str]:
