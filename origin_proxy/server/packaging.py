@@ -78,20 +78,28 @@ async def handle_package(request: web.Request, state: EdgeState, ref: SourceRef,
             return await smooth_planned(media_ref.identity, packaging, resource, variant, state, presentation,
                                         version)
         if resource.kind in ("master", "mpd"):
-            protocol: Protocol = "hls" if resource.kind == "master" else "dash"
-
-            async def render() -> Rendered:
-                return render_manifest(media_ref.identity, packaging, protocol, version)
-
-            rendered = await state.cache.get_or_load(ManifestKey(presentation, resource.kind), render)
-            content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
-            return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
+            return await manifest_planned(media_ref.identity, packaging, resource.kind, version, presentation,
+                                          variant, state)
 
         return await track_planned(packaging.track(resource.representation_id), resource, variant, service, version,
                                    heads=state.heads, head_version=presentation,
                                    head_params=resource.representation_id or "")
 
     return await serve_plan(request, state, media_ref, build)
+
+
+async def manifest_planned(identity: str, packaging: Packaging, kind: str, version: str | None,
+                           presentation: Presentation, variant: str, state: EdgeState) -> Planned:
+    """The HLS master playlist (`kind` "master") or MPD ("mpd") of `packaging`, rendered once per presentation
+    (ManifestKey in the metadata cache) with segment URLs under `version`; the manifests' Cache-Control."""
+    protocol: Protocol = "hls" if kind == "master" else "dash"
+
+    async def render() -> Rendered:
+        return render_manifest(identity, packaging, protocol, version)
+
+    rendered = await state.cache.get_or_load(ManifestKey(presentation, kind), render)
+    content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
+    return Planned(Plan((rendered.body,), content_type), variant, state.config.service.cache_control_manifests)
 
 
 def render_manifest(identity: str, packaging: Packaging, protocol: Protocol, version: str | None = None) -> Rendered:

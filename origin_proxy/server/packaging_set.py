@@ -32,14 +32,12 @@ from aiohttp import web
 
 from ..errors import MalformedMedia, NotFound, SourceChanged, UnsupportedMedia
 from ..package.ism import MAX_ISM_BYTES, ServerManifest, SwitchEntry, parse_ism
-from ..package.tracks import Packaging, PackagedTrack, Protocol, misaligned_variants, package_movie, package_set
+from ..package.tracks import Packaging, PackagedTrack, misaligned_variants, package_movie, package_set
 from ..package.urls import FORMAT_TOKEN, PackageResource, version_token
-from ..plan import Plan
 from ..remap import SourceRef
-from ..store.catalog import IsmKey, ManifestKey, PackagingKey, Presentation, SourceVersion
+from ..store.catalog import IsmKey, PackagingKey, Presentation, SourceVersion
 from ..store.source import Source
-from .packaging import (DASH_CONTENT_TYPE, HLS_CONTENT_TYPE, Rendered, render_manifest, smooth_planned,
-                      cached_smooth_presentation, track_planned)
+from .packaging import cached_smooth_presentation, manifest_planned, smooth_planned, track_planned
 from ..store.metadata import cached_movie_file
 from .respond import Planned, serve_plan
 from .state import EdgeState
@@ -111,14 +109,7 @@ async def handle_set(request: web.Request, state: EdgeState, ref: SourceRef,
             variant = "\0".join((FORMAT_TOKEN, resource.kind, str(target_s), *validators))
             if resource.kind == "smooth":
                 return await smooth_planned(ism_ref.identity, packaging, resource, variant, state, version, token)
-            protocol: Protocol = "hls" if resource.kind == "master" else "dash"
-
-            async def render() -> Rendered:
-                return render_manifest(ism_ref.identity, packaging, protocol, token)
-
-            rendered = await state.cache.get_or_load(ManifestKey(version, resource.kind), render)
-            content_type = HLS_CONTENT_TYPE if protocol == "hls" else DASH_CONTENT_TYPE
-            return Planned(Plan((rendered.body,), content_type), variant, service.cache_control_manifests)
+            return await manifest_planned(ism_ref.identity, packaging, resource.kind, token, version, variant, state)
 
         return await serve_plan(request, state, ism_ref, build_manifest)
 
