@@ -39,6 +39,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
             command.add_argument("--port", type=int, default=None, help="listen port (overrides listen.port)")
             command.add_argument("--workers", type=int, default=None,
                                  help="serving processes sharing the port (overrides service.workers)")
+            command.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default=None,
+                                 help="event loop (overrides service.event_loop; auto = uvloop when installed)")
             command.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by the master
     relay = commands.add_parser("relay", help="relay one Matroska feed (file, '-' for stdin, http(s) URL) to viewers")
     relay.add_argument("input", metavar="INPUT")
@@ -67,6 +69,9 @@ def _load(args: argparse.Namespace) -> AppConfig:
     if listen_overrides:
         listen = config.service.listen.model_copy(update=listen_overrides)
         config = config.model_copy(update={"service": config.service.model_copy(update={"listen": listen})})
+    if getattr(args, "event_loop", None) is not None:
+        service = config.service.model_copy(update={"event_loop": args.event_loop})
+        config = config.model_copy(update={"service": service})
     return config
 
 
@@ -78,14 +83,21 @@ def _serve(args: argparse.Namespace, config: AppConfig) -> int:
     if workers > 1:
         from .workers import run_master
 
-        worker_args = ["serve", "--worker", "--host", config.service.listen.host]
+        worker_args = ["serve", "--worker", "--host", config.service.listen.host,
+                       "--event-loop", config.service.event_loop]
         worker_args += ["--config", str(config_path)] if config_path is not None else []
         worker_args += ["--remap", str(remap_path)] if remap_path is not None else []
         return run_master(config, worker_args, workers)
 
-    from .server.run import serve  # keep check-config free of the server import
+    from .server.run import loop_factory, serve  # keep check-config free of the server import
 
-    asyncio.run(serve(config, config_path, remap_path, reuse_port=args.worker, announce=not args.worker))
+    try:
+        factory = loop_factory(config.service.event_loop)
+    except ConfigError as exc:
+        print(f"origin-proxy: {exc.errors[0]}", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(config, config_path, remap_path, reuse_port=args.worker, announce=not args.worker))
     return 0
 
 

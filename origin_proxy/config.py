@@ -287,6 +287,9 @@ class CacheSettings(_Frozen):
     head_max_bytes: int = Field(256 * 1024 * 1024, gt=0)  # memory bound of the head cache, in bytes
     head_ttl_s: float = Field(300.0, gt=0)  # seconds a built head stays cached
     build_threads: int = Field(2, ge=0, le=64)  # threads that build heads off the event loop; 0 = on the loop
+    # CPU seconds of head builds one event-loop iteration may run on the loop instead of the build threads (a
+    # build goes there when its kind's recent cost fits in what is left); 0 = always in the build threads
+    inline_build_budget_s: float = Field(0.002, ge=0, le=1)
 
 
 class LimitsSettings(_Frozen):
@@ -362,6 +365,9 @@ class ServiceConfig(_Frozen):
     access_log: Literal["off", "plain", "json"] = "plain"
     # largest generated slice written at once, and each connection's transport high-water mark (server/body.py)
     write_slice_bytes: int = Field(32 * 1024, ge=4096, le=16 * 1024 * 1024)
+    # the event loop: uvloop when it is installed (`pip install origin-proxy[speed]`) and not turned off, else
+    # asyncio's own; `uvloop` refuses to start without it; --event-loop overrides (server/run.py)
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
     @field_validator("access_log", mode="before")
     @classmethod

@@ -38,7 +38,8 @@ class EdgeState:
             config=config,
             remap=RemapTable(config.remap.remap),
             cache=MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s),
-            heads=HeadCache(service.cache.head_max_bytes, service.cache.head_ttl_s, service.cache.build_threads),
+            heads=HeadCache(service.cache.head_max_bytes, service.cache.head_ttl_s, service.cache.build_threads,
+                            inline_budget_s=service.cache.inline_build_budget_s),
             limits=service.limits.media_limits(),
             l2=_l2_cache(config),
             upstream_versions=UpstreamVersions(service.upstream.version_ttl_s) if service.upstream.version_ttl_s

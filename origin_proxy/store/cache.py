@@ -55,6 +55,32 @@ class MetadataCache:
         self._entries.expire()
         return list(self._entries.keys())
 
+    def get_now(self, key: Hashable) -> Any | None:
+        """The cached value for `key` (counted as a hit), or None (not counted) when it is not cached."""
+        try:
+            value = self._entries[key]
+        except KeyError:
+            return None
+        self.hits += 1
+        return value
+
+    def loading(self, key: Hashable) -> bool:
+        """True while a load of `key` is in flight (a caller must then wait for it: get_or_load)."""
+        return key in self._in_flight
+
+    def build_now(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """`build()` run at once (no task, no await) and cached: a miss and a load, like get_or_load's, for a
+        caller that found `key` neither cached (get_now) nor loading. Raises what `build()` raises; nothing is
+        cached then."""
+        self.misses += 1
+        self.loads += 1
+        value = build()
+        try:
+            self._entries[key] = value
+        except ValueError:  # larger than max_bytes: served, not cached
+            pass
+        return value
+
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value for `key`, else the result of one shared `load()` call.
 

@@ -10,9 +10,14 @@ Keys are store/catalog.py's HeadKey (the SourceVersion or Presentation plus the 
 new validator is a new key, so a changed source never meets an old head. The cache is a MetadataCache (byte
 budget = the frozen heads' bytes, TTL, single-flight: N concurrent misses for one key run one build).
 
-Builds are CPU work (a 490k-sample clip costs ~10 ms): they run in a pool of `build_threads` threads so the event
-loop keeps answering `/healthz` and cached heads during a burst of first requests; `build_threads=0` builds on the
-loop (tests, one-core machines). `run_build(fn)` offers the same pool to other CPU-heavy cached builds.
+Builds are CPU work: they run in a pool of `build_threads` threads so the event loop keeps answering `/healthz` and
+cached heads during a burst of first requests; `build_threads=0` builds on the loop (tests, one-core machines).
+A cheap build is not worth the thread hops (a warm clip head of a 2 h movie costs ~0.35 ms, the hops about as much
+again): a build runs at once on the loop (no task, no hop) when its kind's recent CPU cost (a running average per
+HeadKey kind, measured with `time.thread_time` wherever it ran) fits in what is left of the loop iteration's
+`inline_budget_s`. A lone new `?start=` is answered without a hop, while in a burst of distinct first clips at most
+`inline_budget_s` of builds run per loop iteration and the rest go to the pool, so the loop still polls its sockets
+(and answers `/healthz`) every few milliseconds. `run_build(fn)` offers the pool to other CPU-heavy cached builds.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ T = TypeVar("T")
 
 _PART_OVERHEAD_BYTES = 64  # what one part costs besides its bytes (object headers, tuple slot)
 _SHARE_BYTES = 32 * 1024  # eager parts this large are kept as zero-copy views; smaller runs are joined
+INLINE_BUDGET_S = 0.002  # at most this much queued build CPU runs on the loop instead of in the pool
+_COST_WEIGHT = 0.25  # weight of the newest build in the running cost average
 
 
 @dataclass(frozen=True)
@@ -107,14 +114,22 @@ class HeadCache:
         ttl_s: seconds a head lives after it was built.
         build_threads: threads builds run in; 0 = on the event loop.
         timer: monotonic clock in seconds.
+        inline_budget_s: CPU seconds of builds one loop iteration may run on the loop (a build goes there when
+            its kind's average cost fits in what is left); 0: always the pool, when there is one.
     Attributes:
         hits, misses, builds: lookups answered from the cache / that waited for a build; builds started.
+        inline_builds: builds run on the loop by the budget (not counting build_threads=0).
     """
 
     def __init__(self, max_bytes: int, ttl_s: float, build_threads: int = 2,
-                 timer: Callable[[], float] = time.monotonic) -> None:
+                 timer: Callable[[], float] = time.monotonic, inline_budget_s: float = INLINE_BUDGET_S) -> None:
         self._cache = MetadataCache(max_bytes, ttl_s, timer)
         self._pool = ThreadPoolExecutor(build_threads, thread_name_prefix="head-build") if build_threads else None
+        self._inline_budget_s = inline_budget_s
+        self._cost_s: dict[str, float] = {}  # recent CPU seconds of one build, by HeadKey kind
+        self._spent_s = 0.0  # inline build CPU seconds in this loop iteration
+        self._reset_scheduled = False
+        self.inline_builds = 0  # builds run on the loop although a pool exists
 
     @property
     def hits(self) -> int:
@@ -139,12 +154,55 @@ class HeadCache:
         return self._cache.keys()
 
     async def plan(self, key: HeadKey, build: Callable[[], Plan]) -> Plan:
-        """The frozen Plan for `key`: cached, or `build()` (a pure function; run in the pool) frozen and cached.
-        Raises what `build()` raises (OriginErrors); nothing is cached then."""
+        """The frozen Plan for `key`: cached, or `build()` (a pure function) frozen and cached, built on the loop
+        when the inline budget allows (see the module docstring), else in the pool. Raises what `build()` raises
+        (OriginErrors); nothing is cached then."""
+        cached = self._cache.get_now(key)
+        if cached is not None:
+            return cached.plan
+        kind = key.kind
+
+        def timed() -> FrozenPlan:
+            started = time.thread_time()
+            try:
+                return freeze(build())
+            finally:
+                self._note_cost(kind, time.thread_time() - started)
+
+        if self._pool is not None and not self._cache.loading(key) and self._inline_allowed(kind):
+            self.inline_builds += 1
+            started = time.thread_time()
+            try:
+                return self._cache.build_now(key, timed).plan
+            finally:
+                self._spend(time.thread_time() - started)
+
         async def load() -> FrozenPlan:
-            return await self.run_build(lambda: freeze(build()))
+            return await self.run_build(timed)
 
         return (await self._cache.get_or_load(key, load)).plan
+
+    def _note_cost(self, kind: str, cost_s: float) -> None:
+        previous = self._cost_s.get(kind)
+        self._cost_s[kind] = cost_s if previous is None else previous + _COST_WEIGHT * (cost_s - previous)
+
+    def _inline_allowed(self, kind: str) -> bool:
+        """Whether a build of `kind` fits in what is left of this loop iteration's inline budget (an unknown cost
+        counts as the whole budget: it runs on the loop only as the iteration's first inline build)."""
+        if self._inline_budget_s <= 0:
+            return False
+        return self._spent_s + self._cost_s.get(kind, self._inline_budget_s) <= self._inline_budget_s
+
+    def _spend(self, cost_s: float) -> None:
+        """Count inline build CPU against this loop iteration's budget; the next iteration starts at zero."""
+        if not self._reset_scheduled:
+            self._reset_scheduled = True
+            asyncio.get_running_loop().call_soon(self._reset_budget)
+        self._spent_s += cost_s
+
+    def _reset_budget(self) -> None:
+        self._spent_s = 0.0
+        self._reset_scheduled = False
 
     async def run_build(self, fn: Callable[[], T]) -> T:
         """`fn()` in the build pool (on the loop when there is none)."""

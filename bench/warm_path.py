@@ -1,0 +1,125 @@
+"""python -m bench.warm_path [--rounds N] [--blocks K] [--wrk S] [--tree LABEL=DIR ...] [--config LABEL=YAML ...]
+
+A quick interleaved loop for the warm `?start=` per-request path (issue 13): origin_proxy (this checkout, plus
+any `--tree` builds and `--config` variants), nginx's mp4 module and the bare-aiohttp floor (bench/floor_server.py)
+answer `GET /vod/<movie>.mp4?start=S` with `Range: bytes=0-65535`, S never asked before in the run, every answer
+checked as a 206 of 65536 bytes (bench/seek.py's CheckedClient). Servers alternate request by request (A B C, then
+C B A). The run is cut into `--blocks` blocks; each block gives one ratio of medians against nginx, and the report
+shows the median ratio and its min–max over the blocks (keep-alive and a new connection per request), on the main
+movie (movie_360p_2h) and the short one (movie_10m: the constant per-request cost). With `--wrk S`, requests/s of
+`wrk -t1 -c16` on random starts, S seconds per server, alternating, two rounds.
+
+Compare builds inside one run only (the machine is shared): `git archive <commit> origin_proxy | tar -x -C DIR` and
+`--tree before=DIR`.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from .__main__ import start_floor_server
+from .harness import OP_TREE, Server, log, start_nginx, start_origin_proxy
+from .seek import WRK_LUA, CheckedClient, Starts, wrk_rps
+
+MOVIES = {"movie_360p_2h": 7200.0, "movie_10m": 600.0}
+
+
+def _rounds(servers: list[Server], movie: str, duration: float, n: int, keep_alive: bool,
+            starts: Starts) -> dict[str, list[float]]:
+    clients = {s.name: CheckedClient(s.port, keep_alive) for s in servers}
+    out: dict[str, list[float]] = {s.name: [] for s in servers}
+    try:
+        for i in range(n):
+            for server in (servers if i % 2 == 0 else servers[::-1]):
+                path = f"/vod/{movie}.mp4?start={starts.take(duration)}"
+                out[server.name].append(clients[server.name].get(path).last_byte_s)
+    finally:
+        for c in clients.values():
+            c.close()
+    return out
+
+
+def _summary(blocks: list[dict[str, list[float]]], name: str) -> str:
+    medians = [statistics.median(b[name]) * 1e3 for b in blocks]
+    ratios = [statistics.median(b[name]) / statistics.median(b["nginx"]) for b in blocks]
+    return (f"{statistics.median(medians):6.2f} ms  ratio {statistics.median(ratios):4.2f}x "
+            f"({min(ratios):.2f}-{max(ratios):.2f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.warm_path", description=__doc__.splitlines()[2])
+    parser.add_argument("--rounds", type=int, default=20, help="requests per server per block")
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--wrk", type=int, default=0, help="seconds of wrk -c16 per server and round (0: none)")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR")
+    parser.add_argument("--config", action="append", default=[], metavar="LABEL=YAML",
+                        help="this checkout with these config lines added (\\n for newlines)")
+    parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--movies", default=",".join(MOVIES))
+    args = parser.parse_args(argv)
+    starts = Starts(29)
+    with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmpname:
+        tmp = Path(tmpname)
+        servers: list[Server] = []
+        try:
+            servers.append(start_nginx(tmp, "nginx"))
+            servers.append(start_origin_proxy(tmp, "origin_proxy"))
+            for i, spec in enumerate(args.tree):
+                label, _, tree = spec.partition("=")
+                saved = OP_TREE["path"]
+                OP_TREE["path"] = Path(tree).resolve()
+                try:
+                    server = start_origin_proxy(tmp, f"tree{i}")
+                finally:
+                    OP_TREE["path"] = saved
+                server.name = label
+                servers.append(server)
+            for i, spec in enumerate(args.config):
+                label, _, text = spec.partition("=")
+                server = start_origin_proxy(tmp, f"cfg{i}", extra_config=text.replace("\\n", "\n"))
+                server.name = label
+                servers.append(server)
+            if not args.no_floor:
+                servers.append(start_floor_server())
+            names = [s.name for s in servers if s.name != "nginx"]
+            for movie in args.movies.split(","):
+                duration = MOVIES[movie]
+                for s in servers:  # metadata into the caches, page cache
+                    for _ in range(3):
+                        CheckedClient(s.port, True).get(f"/vod/{movie}.mp4?start={starts.take(duration)}")
+                for keep_alive in (True, False):
+                    blocks = [_rounds(servers, movie, duration, args.rounds, keep_alive, starts)
+                              for _ in range(args.blocks)]
+                    mode = "keep-alive" if keep_alive else "new connection"
+                    print(f"{movie}, {mode}: nginx {statistics.median(x for b in blocks for x in b['nginx']) * 1e3:.2f}"
+                          f" ms", flush=True)
+                    for name in names:
+                        print(f"  {name:>16}: {_summary(blocks, name)}", flush=True)
+            if args.wrk:
+                movie = "movie_360p_2h"
+                script = tmp / "start.lua"
+                script.write_text(WRK_LUA.format(seed=17, thousandths=int(0.9 * MOVIES[movie] * 1000), movie=movie))
+                rps: dict[str, list[float]] = {s.name: [] for s in servers if s.name != "floor"}
+                measured = [s for s in servers if s.name != "floor"]
+                for i in range(2):
+                    for server in (measured if i % 2 == 0 else measured[::-1]):
+                        rps[server.name].append(wrk_rps(server, script, args.wrk, 16))
+                ng = statistics.median(rps["nginx"])
+                print(f"wrk -t1 -c16, {movie}: nginx {ng:.0f} req/s", flush=True)
+                for name, values in rps.items():
+                    if name != "nginx":
+                        print(f"  {name:>16}: {statistics.median(values):.0f} req/s  ratio "
+                              f"{statistics.median(values) / ng:.2f}x ({min(values) / ng:.2f}-{max(values) / ng:.2f})",
+                              flush=True)
+        finally:
+            for s in servers:
+                s.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    log("warm path")
+    sys.exit(main())
