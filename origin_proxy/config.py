@@ -290,6 +290,10 @@ class CacheSettings(_Frozen):
     # CPU seconds of head builds one event-loop iteration may run on the loop instead of the build threads (a
     # build goes there when its kind's recent cost fits in what is left); 0 = always in the build threads
     inline_build_budget_s: float = Field(0.002, ge=0, le=1)
+    # local files: a recent checked open's real path and inode, reused (after stat + open + fstat on the loop show
+    # the same inode, size and mtime) instead of a thread hop; at most this many paths, each for known_file_ttl_s
+    known_files: int = Field(4096, ge=0)  # 0 = every open is the full check in a thread
+    known_file_ttl_s: float = Field(10.0, gt=0)
 
 
 class LimitsSettings(_Frozen):
@@ -365,9 +369,10 @@ class ServiceConfig(_Frozen):
     access_log: Literal["off", "plain", "json"] = "plain"
     # largest generated slice written at once, and each connection's transport high-water mark (server/body.py)
     write_slice_bytes: int = Field(32 * 1024, ge=4096, le=16 * 1024 * 1024)
-    # the event loop: uvloop when it is installed (`pip install origin-proxy[speed]`) and not turned off, else
-    # asyncio's own; `uvloop` refuses to start without it; --event-loop overrides (server/run.py)
-    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # the event loop (server/run.py): asyncio's own; `uvloop` (`pip install origin-proxy[speed]`; refuses to start
+    # without it) or `auto` (uvloop when installed). uvloop has no loop.sendfile: whole files then go out with
+    # preads and writes (about a third of the sendfile speed). --event-loop overrides
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
 
     @field_validator("access_log", mode="before")
     @classmethod

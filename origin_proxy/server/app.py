@@ -77,4 +77,4 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         return await handle_relay(request, ref)
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed(f"{request.method} is not allowed on media", allowed=("GET", "HEAD"))
-    return await handle_media(request)
+    return await handle_media(request, ref)

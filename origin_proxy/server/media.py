@@ -38,9 +38,11 @@ def content_type_for(path: str) -> str:
     return CONTENT_TYPES.get(posixpath.splitext(path)[1].lower(), "application/octet-stream")
 
 
-async def handle_media(request: web.Request) -> web.StreamResponse:
+async def handle_media(request: web.Request, ref: SourceRef | None = None) -> web.StreamResponse:
+    """GET/HEAD of a `to` rule's path; `ref` is the request's remap result when the caller has it already."""
     state = request.app[EDGE_STATE]
-    ref = state.remap.resolve(request.rel_url.raw_path, request.host)
+    if ref is None:
+        ref = state.remap.resolve(request.rel_url.raw_path, request.host)
     packaged = split_package_path(ref.rest)
     if packaged is not None:
         set_route(request, RESOURCE_ROUTES[packaged[1].kind])

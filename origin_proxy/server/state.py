@@ -15,6 +15,7 @@ from ..store.moov import MediaLimits
 from ..store.redis_cache import RedisMoovCache
 from ..remap import RemapTable, SourceRef
 from ..store.source import Source, open_source
+from ..store.source.local import KnownFiles
 from ..store.source.upstream import UpstreamVersions
 
 
@@ -30,6 +31,7 @@ class EdgeState:
     l2: RedisMoovCache | None = field(default=None)  # shared moov cache when service.redis.url is set
     upstream_versions: UpstreamVersions | None = field(default=None)  # None when upstream.version_ttl_s is 0
     heads: HeadCache = field(default_factory=lambda: HeadCache(64 * 1024 * 1024, 300.0, 0))  # store/heads.py
+    known_files: KnownFiles | None = field(default=None)  # local opens without a thread hop (store/source/local.py)
 
     @classmethod
     def from_config(cls, config: AppConfig) -> EdgeState:
@@ -44,11 +46,13 @@ class EdgeState:
             l2=_l2_cache(config),
             upstream_versions=UpstreamVersions(service.upstream.version_ttl_s) if service.upstream.version_ttl_s
             else None,
+            known_files=KnownFiles(service.cache.known_files, service.cache.known_file_ttl_s)
+            if service.cache.known_files else None,
         )
 
     async def open_source(self, ref: SourceRef) -> Source:
         """Open `ref` (source.open_source) with the shared session and the recent upstream versions."""
-        return await open_source(ref, self.session, self.upstream_versions)
+        return await open_source(ref, self.session, self.upstream_versions, self.known_files)
 
     def forget_upstream_versions(self) -> None:
         """After a SourceChanged: the next opens ask the upstream again (replacements are rare; forget all)."""

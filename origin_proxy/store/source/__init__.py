@@ -43,19 +43,20 @@ class Source(Protocol):
         ...
 
 
-async def open_source(ref, session=None, versions=None):
+async def open_source(ref, session=None, versions=None, known_files=None):
     """Open the object a remap SourceRef names: a LocalSource for file: rules, else an UpstreamSource.
 
     (remap.SourceRef, aiohttp.ClientSession | None, upstream.UpstreamVersions | None) -> Source.
     The returned source has `aclose()` and is an async context manager; `session` is required for HTTP rules;
-    `versions` lets an HTTP open reuse what a recent open of the same URL learned.
+    `versions` lets an HTTP open reuse what a recent open of the same URL learned; `known_files`
+    (local.KnownFiles) lets a local open skip the thread hop while the path still names the same inode.
     Raises NotFound, UpstreamError, UpstreamTimeout (see the two implementations).
     """
     # Imported here so that `import origin_proxy.store.source` (store/moov.py does) never pulls in aiohttp.
     if ref.is_local:
         from .local import LocalSource
 
-        return await LocalSource.open(ref.location, ref.rule.root_dir, ref.identity)
+        return await LocalSource.open(ref.location, ref.rule.root_dir, ref.identity, known_files)
     from .upstream import UpstreamSource
 
     if session is None:
