@@ -112,6 +112,9 @@ class BodyWriter:
         transport = self._request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("client connection closed")
+        send_headers = getattr(self._request.writer, "send_headers", None)  # still buffered (server/respond.py)
+        if send_headers is not None:
+            send_headers()
         await self._request.writer.drain()
         counter = self._request.get(BODY_BYTES)
         sent = 0
