@@ -3,7 +3,9 @@
 ISO/IEC 14496-12 §8.1–8.7. Only `vide` and `soun` tracks with samples are modelled as media tracks;
 other handlers (timed metadata `meta`/`mett`, `mebx`, text, hint, tmcd) are kept out of rewritten
 output. The skeleton keeps every box of the moov as raw bytes except the sample tables, which are
-regenerated from the numpy columns; construct objects never outlive a parse call.
+regenerated from the run-level tables (isobmff/sample_table.py); construct objects never outlive a parse call.
+The sample tables are numpy views of the moov buffer (stsz, stco, canonical stts/ctts), so a parsed Movie keeps
+that buffer alive and counts it in its `nbytes`.
 """
 
 from __future__ import annotations
@@ -112,16 +114,22 @@ class Track:
 
 @dataclass(frozen=True, eq=False)
 class Movie:
-    """A parsed moov: movie timescale and duration (mvhd), media tracks, and the moov skeleton."""
+    """A parsed moov: movie timescale and duration (mvhd), media tracks, and the moov skeleton.
+
+    moov_buffer_bytes: size of the moov buffer the tracks' tables are views of (kept alive by them), 0 when none
+    is."""
 
     timescale: int
     duration: int
     tracks: tuple[Track, ...]
     moov: Node
+    moov_buffer_bytes: int = 0
 
     @property
     def nbytes(self) -> int:
-        return self.moov.nbytes + sum(track.table.nbytes for track in self.tracks)
+        """Memory the movie holds: skeleton, tables (their columns made so far included) and the moov buffer."""
+        tables = sum(track.table.nbytes - track.table.view_nbytes for track in self.tracks)
+        return self.moov.nbytes + tables + self.moov_buffer_bytes
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +178,15 @@ def _payloads(buf: bytes, start: int, end: int, path: str) -> dict[bytes, bytes]
     return found
 
 
+def _views(buf: bytes, start: int, end: int, path: str) -> dict[bytes, memoryview]:
+    """Like _payloads, as zero-copy views of `buf` (the sample tables are viewed, not copied, by numpy)."""
+    whole = memoryview(buf)
+    found: dict[bytes, memoryview] = {}
+    for span in iter_boxes(buf, start, end, path):
+        found.setdefault(span.fourcc, whole[span.payload_offset : span.end])
+    return found
+
+
 def _spans(buf: bytes, start: int, end: int, path: str) -> dict[bytes, tuple[int, int]]:
     found: dict[bytes, tuple[int, int]] = {}
     for span in iter_boxes(buf, start, end, path):
@@ -181,7 +198,7 @@ def parse_moov(moov: bytes, file_size: int, max_samples: int, max_tracks: int = 
     """Parse a whole moov box (header included).
 
     Args:
-        moov: the moov box bytes.
+        moov: the moov box bytes (other buffers are copied to bytes first: the tables stay views of it).
         file_size: bytes of the whole file; samples must lie inside it.
         max_samples: bound on samples per track.
         max_tracks: bound on trak boxes (each costs a parse; 20 000 empty traks must not cost seconds).
@@ -190,6 +207,8 @@ def parse_moov(moov: bytes, file_size: int, max_samples: int, max_tracks: int = 
         FragmentedMedia: moov/mvex present (fragmented input, 415).
         UnsupportedMedia: over a limit, or an edit list we cannot compose (501).
     """
+    if not isinstance(moov, bytes):
+        moov = bytes(moov)
     top = _spans(moov, 0, len(moov), "")
     if b"moov" not in top:
         raise MalformedBox("moov", "not a moov box")
@@ -214,7 +233,8 @@ def parse_moov(moov: bytes, file_size: int, max_samples: int, max_tracks: int = 
         track = _parse_trak(moov, span.payload_offset, span.end, f"moov/trak[{index}]", node, file_size, max_samples)
         if track is not None:
             tracks.append(track)
-    return Movie(movie_timescale, movie_duration, tuple(tracks), skeleton)
+    viewing = any(track.table.view_nbytes for track in tracks)
+    return Movie(movie_timescale, movie_duration, tuple(tracks), skeleton, len(moov) if viewing else 0)
 
 
 def _parse_trak(buf, start, end, path, node, file_size, max_samples) -> Track | None:
@@ -233,7 +253,7 @@ def _parse_trak(buf, start, end, path, node, file_size, max_samples) -> Track | 
     if b"stbl" not in minf:
         raise MalformedBox(path + "/mdia/minf", "no stbl")
     stbl_path = path + "/mdia/minf/stbl"
-    stbl = _payloads(buf, *minf[b"stbl"], stbl_path)
+    stbl = _views(buf, *minf[b"stbl"], stbl_path)
     if b"stz2" in stbl and b"stsz" not in stbl:
         raise UnsupportedMedia("compact sample sizes (stz2) are not supported", box_path=stbl_path)
     for required in (b"stsd", b"stts", b"stsc", b"stsz"):
@@ -243,7 +263,7 @@ def _parse_trak(buf, start, end, path, node, file_size, max_samples) -> Track | 
     if offsets_box not in stbl:
         raise MalformedBox(stbl_path, "no stco or co64")
     stsd = stbl[b"stsd"]
-    codec = stsd[12:16] if len(stsd) >= 16 else b"????"
+    codec = bytes(stsd[12:16]) if len(stsd) >= 16 else b"????"
     table = build_sample_table(
         timescale=timescale,
         stts=parse_stts(stbl[b"stts"], stbl_path + "/stts"),

@@ -1,20 +1,25 @@
-"""SampleTable: one track's samples as parallel numpy columns, built from stbl (ISO/IEC 14496-12 §8.6–8.7).
+"""SampleTable: one track's samples at run level, over the stbl tables (ISO/IEC 14496-12 §8.6–8.7).
 
-Strategy: every table is viewed (not copied) as a big-endian structured array, totals are checked
-against each other before anything is expanded, and expansion is vectorized (np.repeat/np.cumsum);
-there is no Python loop over samples or chunks. Cached columns are read-only.
+Strategy: stsz and stco are numpy views straight over the moov's big-endian table bytes (np.frombuffer, no copy);
+stts, ctts and stsc are kept as runs (cumulative run ends), and stss as sorted 0-based indices. Every check is done
+on runs and vectors before anything is expanded, with no Python loop over samples or chunks, and no per-sample
+array is made while parsing. Questions the clip path asks (the decode time of a sample, the sample at a decode
+time, the composition offsets of a window, byte spans, where the presentation ends) are answered from the runs
+in O(log R) or O(window). The per-sample columns the packager reads (dts_ticks, duration_ticks, cts_offset_ticks,
+is_sync) are made on first use and cached; all arrays are read-only.
 
-Kept for the moov writer: stts and ctts again in their canonical run-length form as big-endian box entries, stsz
-as its big-endian table and stsc as runs of chunks, so a rewritten moov is assembled from slices of them in
-O(log N) plus the bytes it copies (rewrite/moov_writer.py), instead of being encoded from per-sample columns.
+Kept for the moov writer: stts and ctts in their canonical run-length form as big-endian box entries (the box's
+own bytes when they are canonical already), stsz as its big-endian table and stsc as runs of chunks, so a
+rewritten moov is assembled from slices of them in O(log N) plus the bytes it copies (rewrite/moov_writer.py).
 
-Totals enforced: stts counts sum to the stsz sample_count; stsc, walked over the stco chunks,
-places at least that many samples; every sample lies inside the file. ctts that covers fewer
-samples than stsz is padded with offset 0 (players do the same); more is cut.
+Totals enforced: stts counts sum to the stsz sample_count; stsc, walked over the stco chunks, places at least
+that many samples; every sample lies inside the file. ctts that covers fewer samples than stsz is padded with
+offset 0 (players do the same); more is cut.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,9 +51,16 @@ class Runs:
     first_sample: np.ndarray
 
     @classmethod
-    def from_entries(cls, counts: np.ndarray, values: np.ndarray, entry: np.dtype) -> Runs:
+    def from_entries(cls, counts: np.ndarray, values: np.ndarray, entry: np.dtype,
+                     source: np.ndarray | None = None) -> Runs:
         """Canonical runs of a box's (sample_count, value) entries (int64 arrays, shape (R,)): zero counts dropped,
-        equal neighbours merged. O(R)."""
+        equal neighbours merged. O(R). `source`: the box's own entries (dtype `entry`) that `counts` and `values`
+        were read from; when they are canonical already they are kept as they are (a view, no copy)."""
+        if (source is not None and source.dtype == entry and len(source) == len(counts)
+                and (len(counts) == 0 or int(counts.min()) > 0) and not np.any(values[1:] == values[:-1])):
+            first_sample = np.zeros(len(counts) + 1, dtype=np.int64)
+            np.cumsum(counts, out=first_sample[1:])
+            return cls(_frozen(source), _frozen(first_sample))
         keep = counts > 0
         counts, values = counts[keep], values[keep]
         starts = np.concatenate(([0], np.flatnonzero(values[1:] != values[:-1]) + 1)).astype(np.int64) \
@@ -79,6 +91,26 @@ class Runs:
         return rb - ra + 1, [head.tobytes(), middle, tail.tobytes()]
 
     @property
+    def values(self) -> np.ndarray:
+        """The run values (big-endian view of the entries' second field), shape (R,)."""
+        return self.entries[self.entries.dtype.names[1]]
+
+    def run_of(self, samples: np.ndarray | int) -> np.ndarray | int:
+        """The run holding each sample (0 <= sample < N)."""
+        if isinstance(samples, (int, np.integer)):
+            return int(self.first_sample.searchsorted(samples, side="right")) - 1
+        return self.first_sample.searchsorted(samples, side="right") - 1
+
+    def expand(self, first: int, stop: int, dtype=np.int64) -> np.ndarray:
+        """The per-sample values of samples [first, stop) (0 <= first <= stop <= N), shape (stop - first,), in
+        O(stop - first + log R)."""
+        if stop <= first:
+            return np.zeros(0, dtype)
+        ra, rb = self.run_of(first), self.run_of(stop - 1)
+        counts = np.diff(np.clip(self.first_sample[ra : rb + 2], first, stop))
+        return np.repeat(self.values[ra : rb + 1].astype(dtype), counts)
+
+    @property
     def nbytes(self) -> int:
         return self.entries.nbytes + self.first_sample.nbytes
 
@@ -88,7 +120,8 @@ class ChunkMap:
     """Where samples sit: stco/co64 (§8.7.5) and stsc (§8.7.4) over the C chunks that hold samples.
 
     Attributes:
-        offset_bytes: file offset of each chunk, shape (C,): uint32 for files under 4 GiB, else int64.
+        offset_bytes: file offset of each chunk, shape (C,): a big-endian uint32 view of stco's table, or for co64
+            uint32 in files under 4 GiB, else int64.
         first_sample: uint32 index of each chunk's first sample, shape (C + 1,), ending with N.
         description_first_chunk, description_index: int64, shape (D,): from chunk description_first_chunk[d] on,
             samples are described by stsd entry description_index[d] (1-based); D is 1 in nearly every file.
@@ -184,44 +217,88 @@ def _owned_nbytes(array: np.ndarray) -> int:
     return 0 if array.ndim and array.strides[0] == 0 else array.nbytes
 
 
+def _is_view(array: np.ndarray) -> bool:
+    """Whether the array's bytes belong to another object (here: the moov buffer)."""
+    return array.base is not None and _owned_nbytes(array) > 0
+
+
+_COLUMNS = ("dts_ticks", "duration_ticks", "cts_offset_ticks", "is_sync", "_sync_all")
+
+
 @dataclass(frozen=True, eq=False)
 class SampleTable:
-    """One track's samples as parallel columns, each of shape (N,), in decode order, plus the run-length forms the
-    moov writer slices (rewrite/moov_writer.py). Columns are read-only; dtypes are chosen for memory (the cache
-    holds thousands of these): arithmetic with them promotes to int64.
+    """One track's samples in decode order, at run level (stts/ctts runs, stsz/stco views, stss indices), plus
+    per-sample columns of shape (N,) made on first use and then cached. Arrays are read-only; column dtypes are
+    chosen for memory (the cache holds thousands of these): arithmetic with them promotes to int64.
 
     Attributes:
         timescale: mdhd.timescale, ticks per second.
-        dts_ticks: int64 decode times, first sample at 0.
-        duration_ticks: int32 sample durations (stts deltas); int64 when one exceeds 2**31 - 1.
-        cts_offset_ticks: int32 composition offsets (ctts; may be negative); a broadcast 0 without ctts.
-        size_bytes: big-endian uint32 sample sizes, byte-for-byte stsz's table (§8.7.3.2).
-        is_sync: bool; a broadcast True when stss is absent.
-        stss_indices: int64 0-based indices of the sync samples, shape (K,); None without stss.
+        size_bytes: big-endian uint32 sample sizes: a view of stsz's table in the moov (§8.7.3.2), or a broadcast
+            constant when every sample has one size.
+        stss_indices: int64 0-based indices of the sync samples, sorted and unique, shape (K,); None without stss.
         chunks: the chunk offsets and sample-to-chunk map (ChunkMap); sample offsets are computed from it
-            (sample_offsets) rather than kept per sample.
-        stts: Runs of duration_ticks. ctts: Runs of cts_offset_ticks, None without ctts.
+            (sample_offset, sample_offsets) rather than kept per sample.
+        stts: Runs of the sample durations. ctts: Runs of the composition offsets, None without ctts.
+        run_dts_ticks: int64 decode time of each stts run's first sample, then the media duration, shape (R + 1,).
+        wide_durations: a stts delta exceeds 2**31 - 1 (duration_ticks is int64, else int32).
         uniform_size_bytes: the size every sample has, or 0 when sizes differ.
-        cts_min_ticks, cts_max_ticks: extremes of cts_offset_ticks (0 without samples).
+        cts_min_ticks, cts_max_ticks: extremes of the composition offsets (0 without samples).
         composition_end_ticks: latest dts + cts + duration: where the media's presentation ends before any edit.
-        has_ctts, has_stss: whether the source carried those boxes.
+        has_ctts: whether the source carried ctts.
+
+    Columns (cached properties, made in O(N) on first use): dts_ticks (int64, first sample at 0), duration_ticks
+    (int32, or int64 when wide_durations), cts_offset_ticks (int32; a broadcast 0 without ctts), is_sync (bool; a
+    broadcast True without stss). The clip path (rewrite/) never makes them.
     """
 
     timescale: int
-    dts_ticks: np.ndarray
-    duration_ticks: np.ndarray
-    cts_offset_ticks: np.ndarray
     size_bytes: np.ndarray
-    is_sync: np.ndarray
     stss_indices: np.ndarray | None
     chunks: ChunkMap
     stts: Runs
     ctts: Runs | None
+    run_dts_ticks: np.ndarray
+    wide_durations: bool
     uniform_size_bytes: int
     cts_min_ticks: int
     cts_max_ticks: int
     composition_end_ticks: int
     has_ctts: bool
+
+    # --- per-sample columns, made on first use -------------------------------------------------------------
+    @functools.cached_property
+    def duration_ticks(self) -> np.ndarray:
+        """Sample durations (stts deltas), shape (N,): int32, or int64 when wide_durations."""
+        values = self.stts.values.astype(np.int64 if self.wide_durations else np.int32)
+        return _frozen(np.repeat(values, np.diff(self.stts.first_sample)))
+
+    @functools.cached_property
+    def dts_ticks(self) -> np.ndarray:
+        """int64 decode times, shape (N,), the first sample at 0."""
+        dts = np.zeros(self.sample_count, dtype=np.int64)
+        if len(dts) > 1:
+            np.cumsum(self.duration_ticks[:-1], dtype=np.int64, out=dts[1:])
+        return _frozen(dts)
+
+    @functools.cached_property
+    def cts_offset_ticks(self) -> np.ndarray:
+        """int32 composition offsets (ctts, may be negative), shape (N,); a broadcast 0 without ctts."""
+        if self.ctts is None:
+            return np.broadcast_to(np.int32(0), (self.sample_count,))
+        return _frozen(np.repeat(self.ctts.values.astype(np.int32), np.diff(self.ctts.first_sample)))
+
+    @functools.cached_property
+    def is_sync(self) -> np.ndarray:
+        """bool sync flags, shape (N,); a broadcast True without stss."""
+        if self.stss_indices is None:
+            return np.broadcast_to(True, (self.sample_count,))
+        is_sync = np.zeros(self.sample_count, dtype=bool)
+        is_sync[self.stss_indices] = True
+        return _frozen(is_sync)
+
+    @functools.cached_property
+    def _sync_all(self) -> np.ndarray:
+        return _frozen(np.arange(self.sample_count, dtype=np.int64))
 
     @property
     def has_stss(self) -> bool:
@@ -229,8 +306,109 @@ class SampleTable:
 
     @property
     def sync_indices(self) -> np.ndarray:
-        """int64 0-based indices of the sync samples, shape (K,): stss, or every sample without it."""
-        return self.stss_indices if self.stss_indices is not None else np.arange(len(self.dts_ticks), dtype=np.int64)
+        """int64 0-based indices of the sync samples, shape (K,): stss, or every sample without it (made on first
+        use: the clip path asks sync_at_or_after and the stss window instead)."""
+        return self.stss_indices if self.stss_indices is not None else self._sync_all
+
+    @property
+    def sample_count(self) -> int:
+        return len(self.size_bytes)
+
+    # --- run-level answers (the clip path) ----------------------------------------------------------------
+    @functools.cached_property
+    def _stts_deltas(self) -> np.ndarray:
+        return _frozen(self.stts.values.astype(np.int64))
+
+    def _stts_run(self, samples):
+        """stts run of each sample index in 0..N (N is placed in the last run)."""
+        last = len(self.stts.entries) - 1
+        if isinstance(samples, (int, np.integer)):
+            return min(int(self.stts.first_sample.searchsorted(samples, side="right")) - 1, last)
+        if last == 0:
+            return np.zeros(len(samples), dtype=np.int64)
+        return np.minimum(self.stts.first_sample.searchsorted(samples, side="right") - 1, last)
+
+    def dts_at(self, samples):
+        """Decode time (media ticks) of each sample index in 0..N, an int for an int, else int64 of the same shape;
+        index N gives media_duration_ticks. O(log R) each, from the stts runs."""
+        if self.sample_count == 0:
+            return 0 if isinstance(samples, (int, np.integer)) else np.zeros(len(samples), np.int64)
+        run = self._stts_run(samples)
+        first_sample, deltas, run_dts = self.stts.first_sample, self._stts_deltas, self.run_dts_ticks
+        if isinstance(run, int):
+            return int(run_dts[run]) + (int(samples) - int(first_sample[run])) * int(deltas[run])
+        return run_dts[run] + (np.asarray(samples, np.int64) - first_sample[run]) * deltas[run]
+
+    def duration_at(self, samples):
+        """Duration (media ticks) of each sample index in 0..N-1: an int for an int, else int64."""
+        run = self._stts_run(samples)
+        return int(self._stts_deltas[run]) if isinstance(run, int) else self._stts_deltas[run]
+
+    def cts_at(self, samples):
+        """Composition offset (media ticks) of each sample index in 0..N-1: an int for an int, else int64."""
+        if self.ctts is None:
+            return 0 if isinstance(samples, (int, np.integer)) else np.zeros(len(samples), np.int64)
+        run = self.ctts.run_of(samples)
+        values = self.ctts.values
+        return int(values[run]) if isinstance(run, int) else values[run].astype(np.int64)
+
+    def pts_at(self, samples):
+        """Composition time dts + cts (media ticks) of each sample index in 0..N-1: an int for an int, else
+        int64."""
+        return self.dts_at(samples) + self.cts_at(samples)
+
+    def dts_window(self, first: int, stop: int) -> np.ndarray:
+        """int64 decode times of samples [first, stop), shape (stop - first,), in O(stop - first + log R)."""
+        if stop <= first:
+            return np.zeros(0, np.int64)
+        out = np.empty(stop - first, dtype=np.int64)
+        out[0] = self.dts_at(first)
+        if stop - first > 1:
+            np.cumsum(self.stts.expand(first, stop - 1), out=out[1:])
+            out[1:] += out[0]
+        return out
+
+    def cts_window(self, first: int, stop: int) -> np.ndarray:
+        """int64 composition offsets of samples [first, stop), shape (stop - first,), from the ctts runs."""
+        if self.ctts is None:
+            return np.zeros(max(stop - first, 0), np.int64)
+        return self.ctts.expand(first, stop)
+
+    def pts_window(self, first: int, stop: int) -> np.ndarray:
+        """int64 composition times of samples [first, stop), shape (stop - first,)."""
+        return self.dts_window(first, stop) + self.cts_window(first, stop)
+
+    def dts_searchsorted(self, ticks: int, side: str = "left") -> int:
+        """np.searchsorted(dts_ticks, ticks, side) without the column: the number of samples decoded before
+        `ticks` ("left") or at or before it ("right"), from the stts runs in O(log R)."""
+        if self.sample_count == 0:
+            return 0
+        starts = self.run_dts_ticks[:-1]  # non-decreasing: deltas are unsigned
+        run = int(starts.searchsorted(ticks, side=side)) - 1
+        if run < 0:
+            return 0
+        first = int(self.stts.first_sample[run])
+        count = int(self.stts.first_sample[run + 1]) - first
+        delta = int(self._stts_deltas[run])
+        past = ticks - int(starts[run])  # > 0 for "left", >= 0 for "right"
+        if delta == 0:
+            return first + count
+        inside = -(-past // delta) if side == "left" else past // delta + 1
+        return first + min(inside, count)
+
+    def sync_window(self, first: int, stop: int) -> np.ndarray:
+        """int64 indices of the sync samples in [first, stop), sorted; from stss directly (every sample without
+        it)."""
+        stss = self.stss_indices
+        if stss is None:
+            return np.arange(max(first, 0), max(stop, first, 0), dtype=np.int64)
+        return stss[int(stss.searchsorted(first)) : int(stss.searchsorted(stop))]
+
+    def first_sync_index(self) -> int | None:
+        """The first sync sample, or None when stss lists none."""
+        if self.stss_indices is None:
+            return 0 if self.sample_count else None
+        return int(self.stss_indices[0]) if len(self.stss_indices) else None
 
     def sample_offsets(self, first: int, stop: int) -> np.ndarray:
         """int64 file offsets of samples [first, stop) (0 <= first <= stop <= N), shape (stop - first,), from the
@@ -254,7 +432,12 @@ class SampleTable:
         chunks = self.chunks
         chunk = chunks.chunk_of(sample)
         lo = int(chunks.first_sample[chunk])
-        before = int(self.size_bytes[lo:sample].sum(dtype=np.int64)) if sample > lo else 0
+        if sample <= lo:
+            before = 0
+        elif self.uniform_size_bytes:
+            before = (sample - lo) * self.uniform_size_bytes
+        else:
+            before = int(self.size_bytes[lo:sample].sum(dtype=np.int64))
         return int(chunks.offset_bytes[chunk]) + before
 
     def byte_span(self, first: int, stop: int) -> tuple[int, int]:
@@ -266,25 +449,28 @@ class SampleTable:
         return int(offsets.min()), int((offsets + self.size_bytes[first:stop]).max())
 
     @property
-    def sample_count(self) -> int:
-        return len(self.size_bytes)
-
-    @property
     def media_duration_ticks(self) -> int:
         """Sum of all sample durations (end of the last sample's decode time)."""
-        n = len(self.dts_ticks)
-        return int(self.dts_ticks[-1] + self.duration_ticks[-1]) if n else 0
+        return int(self.run_dts_ticks[-1]) if self.sample_count else 0
 
     def decode_span_ticks(self, first: int, stop: int) -> int:
-        """Sum of the durations of samples [first, stop) (0 <= first < stop <= N), in O(1)."""
-        return int(self.dts_ticks[stop - 1]) + int(self.duration_ticks[stop - 1]) - int(self.dts_ticks[first])
+        """Sum of the durations of samples [first, stop) (0 <= first < stop <= N), in O(log R)."""
+        return self.dts_at(stop) - self.dts_at(first)
+
+    @property
+    def view_nbytes(self) -> int:
+        """Bytes of this table's arrays that are views of the moov buffer (stsz, stco, canonical stts/ctts)."""
+        arrays = (self.size_bytes, self.chunks.offset_bytes, self.stts.entries) + \
+            ((self.ctts.entries,) if self.ctts is not None else ())
+        return sum(a.nbytes for a in arrays if _is_view(a))
 
     @property
     def nbytes(self) -> int:
-        columns = (self.dts_ticks, self.duration_ticks, self.cts_offset_ticks, self.size_bytes, self.is_sync,
-                   self.stss_indices if self.stss_indices is not None else np.zeros(0))
+        """Memory the table holds, views of the moov buffer included, and the columns made so far."""
+        made = [self.__dict__[name] for name in _COLUMNS if name in self.__dict__]
+        arrays = [self.size_bytes, self.run_dts_ticks, *made] + ([self.stss_indices] if self.has_stss else [])
         runs = (self.chunks, self.stts) + ((self.ctts,) if self.ctts is not None else ())
-        return sum(_owned_nbytes(a) for a in columns) + sum(r.nbytes for r in runs)
+        return sum(_owned_nbytes(a) for a in arrays) + sum(r.nbytes for r in runs)
 
 
 def build_sample_table(
@@ -300,12 +486,13 @@ def build_sample_table(
     max_samples: int,
     box_path: str,
 ) -> SampleTable:
-    """Expand the parsed stbl tables into per-sample columns.
+    """Check the parsed stbl tables against each other and the file, and keep them at run level. O(R + C + K)
+    vector work plus a pass over the sizes (their maximum); no per-sample array is made.
 
     Args:
         stts, ctts, stsc: structured entry views from boxes/; stss: 1-based sample numbers.
-        stsz: (sample_size, sample_count, entry_size or None) from parse_stsz.
-        chunk_offsets: stco/co64 offsets, shape (C,).
+        stsz: (sample_size, sample_count, entry_size or None) from parse_stsz; the table view is kept as it is.
+        chunk_offsets: stco/co64 offsets, shape (C,); a stco view is kept as it is.
         file_size: bytes; every sample must lie inside the file.
         max_samples: configured bound on N.
     Raises:
@@ -322,79 +509,118 @@ def build_sample_table(
     if int(counts.sum()) != n:
         raise MalformedBox(box_path + "/stts", f"covers {int(counts.sum())} samples, stsz has {n}")
     deltas = stts["sample_delta"].astype(np.int64)
-    stts_runs = Runs.from_entries(counts, deltas, STTS_ENTRY)
-    narrow = not len(deltas) or int(deltas.max()) < 2**31
-    duration = np.repeat(deltas.astype(np.int32) if narrow else deltas, counts)
-    dts = np.zeros(n, dtype=np.int64)
-    if n > 1:
-        np.cumsum(duration[:-1], dtype=np.int64, out=dts[1:])
+    stts_runs = Runs.from_entries(counts, deltas, STTS_ENTRY, source=stts)
+    wide = bool(len(deltas)) and int(deltas.max()) >= 2**31
+    run_counts = np.diff(stts_runs.first_sample)
+    run_dts = np.zeros(len(run_counts) + 1, dtype=np.int64)
+    np.cumsum(run_counts * stts_runs.values.astype(np.int64), out=run_dts[1:])
 
     # ctts (§8.6.1.3): cut at N samples, or padded with offset 0 up to N.
     ctts_runs = None
+    cts_min = cts_max = 0
     if ctts is not None:
         ccounts = ctts["sample_count"].astype(np.int64)
         offsets = ctts["sample_offset"].astype(np.int64)
+        source = ctts
         ends = np.cumsum(ccounts)
         if len(ends) and int(ends[-1]) > n:  # cut the surplus from the end of the run list
             keep = ends - ccounts < n
             ccounts, offsets = ccounts[keep], offsets[keep]
             if len(ccounts):  # none is kept for a track without samples
                 ccounts[-1] -= int(ccounts.sum()) - n
+            source = None
         covered = int(ccounts.sum())
         if covered < n:
             ccounts, offsets = np.append(ccounts, n - covered), np.append(offsets, 0)
-        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY)
-        cts = np.repeat(offsets.astype(np.int32), ccounts)
-        cts_min, cts_max = (int(offsets[ccounts > 0].min()), int(offsets[ccounts > 0].max())) if n else (0, 0)
-    else:
-        cts = np.broadcast_to(np.int32(0), (n,))
-        cts_min = cts_max = 0
+            source = None
+        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY, source=source)
+        if n:
+            values = ctts_runs.values
+            cts_min, cts_max = int(values.min()), int(values.max())
 
-    # stsz (§8.7.3.2): a broadcast constant, or an owned copy in stsz's own byte order.
+    # stsz (§8.7.3.2): a broadcast constant, or the table's own big-endian view.
     if entry_size is None:
         size = np.broadcast_to(np.array(sample_size, ">u4"), (n,))
+        max_size = sample_size if n else 0
     else:
-        size = np.array(entry_size, dtype=">u4")
+        size = _frozen(entry_size[:n])
+        max_size = int(size.max()) if n else 0
 
-    # stss (§8.6.2): 1-based, each in 1..N.
+    # stss (§8.6.2): 1-based, each in 1..N; kept sorted and unique as 0-based indices.
+    stss_indices = None
     if stss is not None:
         numbers = stss.astype(np.int64)
         if len(numbers) and (int(numbers.min()) < 1 or int(numbers.max()) > n):
             raise MalformedBox(box_path + "/stss", f"sample number outside 1..{n}")
-        is_sync = np.zeros(n, dtype=bool)
-        is_sync[numbers - 1] = True
-    else:
-        is_sync = np.broadcast_to(True, (n,))
+        if len(numbers) > 1 and not bool(np.all(numbers[1:] > numbers[:-1])):
+            numbers = np.unique(numbers)
+        numbers -= 1
+        stss_indices = _frozen(numbers)
 
-    chunks = _chunk_map(stsc, chunk_offsets, size, n, file_size, box_path)
-    if ctts is None:  # presentation ends with the last decode
-        composition_end = int(dts[-1]) + int(duration[-1]) if n else 0
-    else:
-        composition_end = int((dts + cts + duration).max()) if n else 0
-    return SampleTable(
+    chunks = _chunk_map(stsc, chunk_offsets, size, max_size, n, file_size, box_path)
+    table = SampleTable(
         timescale=timescale,
-        dts_ticks=_frozen(dts),
-        duration_ticks=_frozen(duration),
-        cts_offset_ticks=_frozen(cts) if ctts is not None else cts,
-        size_bytes=_frozen(size) if entry_size is not None else size,
-        is_sync=_frozen(is_sync) if stss is not None else is_sync,
-        stss_indices=_frozen(np.flatnonzero(is_sync).astype(np.int64)) if stss is not None else None,
+        size_bytes=size,
+        stss_indices=stss_indices,
         chunks=chunks,
         stts=stts_runs,
         ctts=ctts_runs,
+        run_dts_ticks=_frozen(run_dts),
+        wide_durations=wide,
         uniform_size_bytes=sample_size if entry_size is None else 0,
         cts_min_ticks=cts_min,
         cts_max_ticks=cts_max,
-        composition_end_ticks=composition_end,
+        composition_end_ticks=0,
         has_ctts=ctts is not None,
     )
+    object.__setattr__(table, "composition_end_ticks", _composition_end(table))
+    return table
 
 
-def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n: int, file_size: int,
-               box_path: str) -> ChunkMap:
+def _composition_end(table: SampleTable) -> int:
+    """max(dts + cts + duration) over the samples, from the run boundaries: within a piece where the stts delta
+    and the ctts offset are both constant dts + cts + duration grows with the sample, so only the last sample of
+    each piece counts, and the pieces end where a stts or a ctts run ends. O(R_stts + R_ctts) searches."""
+    n = table.sample_count
+    if n == 0:
+        return 0
+    if table.ctts is None:  # presentation ends with the last decode
+        return table.media_duration_ticks
+    ctts_last = table.ctts.first_sample[1:] - 1
+    stts_last = table.stts.first_sample[1:] - 1
+    at_ctts = table.dts_at(ctts_last) + table.duration_at(ctts_last) + table.ctts.values.astype(np.int64)
+    at_stts = table.run_dts_ticks[1:] + table.cts_at(stts_last)
+    return max(int(at_ctts.max()), int(at_stts.max()))
+
+
+def _chunk_bytes(size: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """int64 sum of the sizes of samples [starts[i], starts[i] + counts[i]) for each i (counts >= 1, the ranges
+    inside the table): one gather per sample position when chunks hold few samples, else over the index of the
+    samples they hold; O(sum of counts) either way."""
+    if not len(starts):
+        return np.zeros(0, np.int64)
+    most = int(counts.max())
+    if most <= _LANES:
+        total = size[starts].astype(np.int64)
+        last = len(size) - 1
+        for lane in range(1, most):
+            total += np.where(counts > lane, size[np.minimum(starts + lane, last)], 0)
+        return total
+    segment = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=segment[1:])
+    index = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - segment, counts)
+    return np.add.reduceat(size[index].astype(np.int64), segment)
+
+
+_LANES = 4  # chunks of at most this many samples are summed by gathers
+
+
+def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, max_size: int, n: int,
+               file_size: int, box_path: str) -> ChunkMap:
     """stsc + stco/co64 (§8.7.4, §8.7.5) as a ChunkMap, checked: first_chunk increasing from 1, the chunks hold at
-    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(C + R), no per-sample
-    work. Raises MalformedBox."""
+    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(C + R), and an exact sum
+    of sizes only for the chunks the bound (chunk offset + its sample count × the largest sample size) does not
+    clear. Raises MalformedBox."""
     chunk_count = len(chunk_offsets)
     first_chunk = stsc["first_chunk"].astype(np.int64)
     if n and (len(first_chunk) == 0 or chunk_count == 0):
@@ -423,7 +649,7 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
         kept = int(np.searchsorted(chunk_first, n, side="left"))
         chunk_first, chunk_samples = chunk_first[:kept], chunk_samples[:kept].copy()
         chunk_samples[-1] = n - chunk_first[-1]
-    chunk_offset = chunk_offsets[: len(chunk_first)].astype(np.int64)
+    chunk_offset = chunk_offsets[: len(chunk_first)]  # still a view of the box
     # Which stsd entry describes each chunk: runs of chunks, from the stsc entries where the index changes.
     entry_sdi = stsc["sample_description_index"].astype(np.int64)
     changes = np.concatenate(([0], np.flatnonzero(entry_sdi[1:] != entry_sdi[:-1]) + 1)).astype(np.int64) \
@@ -441,27 +667,40 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     else:
         keep = described_from < len(chunk_first)  # entries for chunks cut as phantoms
         described_from, described = described_from[keep], described[keep]
-    # Every chunk (so every sample) inside the file: its samples are contiguous from its offset.
-    total = np.zeros(n + 1, dtype=np.int64) if n else np.zeros(1, np.int64)
-    if n:
-        np.cumsum(size.astype(np.int64), out=total[1:])  # native first: a byte-swapping cumsum is 3x slower
-    chunk_end = chunk_offset + total[np.append(chunk_first[1:], n)] - total[chunk_first]
-    if len(chunk_offset) and (int(chunk_offset.min()) < 0 or int(chunk_end.max()) > file_size):
-        raise MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
     counts = np.diff(np.append(chunk_first, n))
+    # Every chunk (so every sample) inside the file, its samples contiguous from its offset; and whether the chunks
+    # are in file order without overlap. Both on a bound first (offset + count x largest size), exact sums only for
+    # the chunks it does not clear.
+    offsets = chunk_offset.astype(np.int64)  # co64 past 2**63 turns negative here, and is refused below
+    outside = MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
+    if len(offsets) and (int(offsets.min()) < 0 or int(offsets.max()) > file_size):
+        raise outside
+    ends = offsets + counts * max_size
+    suspect = ends > file_size
+    suspect[:-1] |= offsets[1:] < ends[:-1]
+    checked = np.flatnonzero(suspect)
+    if len(checked) and not (size.ndim and size.strides[0] == 0):  # a uniform size makes the bound exact
+        ends[checked] = offsets[checked] + _chunk_bytes(size, chunk_first[checked], counts[checked])
+    if len(checked) and int(ends[checked].max()) > file_size:
+        raise outside
+    inner = checked[checked < len(offsets) - 1]
+    ascending = bool(np.all(offsets[inner + 1] >= ends[inner]))
     count_changes = np.flatnonzero(counts[1:] != counts[:-1]) + 1
     is_start = np.zeros(len(chunk_first), dtype=bool)  # both lists are sorted chunk indices: mark, don't sort
     is_start[count_changes] = True
     is_start[described_from] = True
     is_start[:1] = True
     run_starts = np.flatnonzero(is_start)
+    if chunk_offset.dtype.itemsize == 4:  # stco: the box's own table
+        offset_bytes = chunk_offset
+    else:  # co64: uint32 while the file is under 4 GiB (as stco itself), else int64: arithmetic with it must go
+        # through int64 (sample_offsets does), never a bare Python int.
+        offset_bytes = offsets.astype(np.uint32) if file_size < 2**32 else offsets
     return ChunkMap(
         run_starts=_frozen(run_starts.astype(np.uint32)),
-        # uint32 while the file is under 4 GiB (as stco itself), else int64: arithmetic with it must go through
-        # int64 (sample_offsets does), never a bare Python int.
-        offset_bytes=_frozen(chunk_offset.astype(np.uint32) if file_size < 2**32 else chunk_offset),
+        offset_bytes=_frozen(offset_bytes),
         first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32)),
         description_first_chunk=_frozen(described_from),
         description_index=_frozen(described),
-        ascending=bool(np.all(chunk_offset[1:] >= chunk_end[:-1])),
+        ascending=ascending,
     )

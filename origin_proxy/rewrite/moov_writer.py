@@ -78,7 +78,7 @@ def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
         # cts_shift is 0 only when no kept offset is negative, so version 0 reads these entries the same.
         out[b"ctts"] = _table_box(b"ctts", 0, *table.ctts.window(first, stop))
     elif table.has_ctts or cut.cts_shift:
-        offsets = table.cts_offset_ticks[first:stop].astype(np.int64) + cut.cts_shift
+        offsets = table.cts_window(first, stop) + cut.cts_shift
         out[b"ctts"] = [box(b"ctts", build_ctts(offsets))]
     if table.has_stss:
         sync = table.stss_indices

@@ -68,22 +68,16 @@ def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fr
     return pres.media_time + (t_s - pres.lead_s) * timescale
 
 
-def _pts(table, indices: np.ndarray | slice) -> np.ndarray:
-    """int64 composition times (media ticks) of the samples `indices` select."""
-    return table.dts_ticks[indices] + table.cts_offset_ticks[indices]
-
-
 def _last_presented_before(table, stop_ticks: int, first: int) -> int:
     """The last sample at or after `first` whose composition time is below `stop_ticks`, or -1 for none.
 
     Decode times are sorted and every offset lies in [cts_min, cts_max], so only the samples decoded in
-    [stop - cts_max, stop - cts_min) need their composition time computed: O(log N + that span)."""
-    dts = table.dts_ticks
-    all_before = int(dts.searchsorted(stop_ticks - table.cts_max_ticks, side="left"))  # pts < stop for all
-    maybe_end = int(dts.searchsorted(stop_ticks - table.cts_min_ticks, side="left"))  # pts >= stop after
+    [stop - cts_max, stop - cts_min) need their composition time computed, from the runs: O(log R + that span)."""
+    all_before = table.dts_searchsorted(stop_ticks - table.cts_max_ticks, side="left")  # pts < stop for all
+    maybe_end = table.dts_searchsorted(stop_ticks - table.cts_min_ticks, side="left")  # pts >= stop after
     lo = max(first, all_before)
     if maybe_end > lo:
-        hits = np.flatnonzero(_pts(table, slice(lo, maybe_end)) < stop_ticks)
+        hits = np.flatnonzero(table.pts_window(lo, maybe_end) < stop_ticks)
         if len(hits):
             return lo + int(hits[-1])
     return all_before - 1 if all_before - 1 >= first else -1
@@ -91,26 +85,23 @@ def _last_presented_before(table, stop_ticks: int, first: int) -> int:
 
 def _first_presented_at_or_after(table, ticks: int) -> int:
     """For tracks whose composition offsets are one constant (audio, nearly always): the number of samples
-    presented at or before `ticks`, i.e. searchsorted(pts, ticks, 'right'); O(N) only for varying offsets."""
+    presented at or before `ticks`, i.e. searchsorted(pts, ticks, 'right'); O(log R) from the stts runs, and O(N)
+    (the composition times made for this search only, not kept) for varying offsets."""
     if table.cts_min_ticks == table.cts_max_ticks:
-        return int(table.dts_ticks.searchsorted(ticks - table.cts_min_ticks, side="right"))
-    return int(np.searchsorted(_pts(table, slice(None)), ticks, side="right"))
+        return table.dts_searchsorted(ticks - table.cts_min_ticks, side="right")
+    return int(np.searchsorted(table.pts_window(0, table.sample_count), ticks, side="right"))
 
 
 def _sync_at_or_before(table, start_floor: int) -> int | None:
     """The last sync sample (in decode order) presented at or before `start_floor` (media ticks), or None.
 
     Samples decoded before start - cts_max are all presented by then, and those decoded after start - cts_min
-    all later; only the sync samples between need their composition time: O(log N + that span)."""
-    dts = table.dts_ticks
-    surely = int(dts.searchsorted(start_floor - table.cts_max_ticks, side="right"))  # [0, surely): pts <= start
-    maybe = int(dts.searchsorted(start_floor - table.cts_min_ticks, side="right"))  # [maybe, N): pts > start
+    all later; only the sync samples between need their composition time, from the runs: O(log N + that span)."""
+    surely = table.dts_searchsorted(start_floor - table.cts_max_ticks, side="right")  # [0, surely): pts <= start
+    maybe = table.dts_searchsorted(start_floor - table.cts_min_ticks, side="right")  # [maybe, N): pts > start
     stss = table.stss_indices
-    if stss is None:
-        between = np.arange(surely, maybe, dtype=np.int64)
-    else:
-        between = stss[int(stss.searchsorted(surely)) : int(stss.searchsorted(maybe))]
-    hits = between[_pts(table, between) <= start_floor]
+    between = table.sync_window(surely, maybe)
+    hits = between[table.pts_at(between) <= start_floor]
     if len(hits):
         return int(hits[-1])
     if stss is None:
@@ -150,8 +141,9 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
 
     if track.handler_type == b"vide":
         key = _sync_at_or_before(table, start_floor)
-        sync = table.sync_indices
-        first = key if key is not None else (int(sync[0]) if len(sync) else 0)
+        if key is None:
+            key = table.first_sync_index()
+        first = key if key is not None else 0
         last = _last_presented_before(table, stop_ceil, first)
         stop = last + 1 if last >= 0 else first + 1
     else:
@@ -163,12 +155,12 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
         stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
     stop = min(stop, n)
 
-    base = int(table.dts_ticks[first])
+    base = table.dts_at(first)
     media_time = _round_half_up(media_start) - base
     # Negative composition offsets (ctts v1, or v0 written as signed) are read differently by
     # players (ffmpeg shifts dts by a heuristic, some ignore cslg); shift them all to >= 0 and fold
     # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
-    min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_offset_ticks[first:stop].min())
+    min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_window(first, stop).min())
     cts_shift = max(-min_offset, -media_time, 0)
     empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
     duration = to_ticks(t_to - t_from, movie_timescale)
@@ -182,7 +174,7 @@ def lead_in_start_s(cut: TrackCut, pres: TrackPresentation) -> Fraction:
     starts there plays in step with the video lead-in such players show (ISO/IEC 14496-12 §8.6.6 is what they skip).
     """
     table = cut.track.table
-    dts = int(table.dts_ticks[cut.first])
+    dts = table.dts_at(cut.first)
     return pres.lead_s + Fraction(dts - cut.cts_shift - pres.media_time, table.timescale)
 
 
@@ -198,7 +190,7 @@ def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
         key = _sync_at_or_before(table, math.floor(_media_time_at(pres, table.timescale, t_from)))
         if key is None:
             return min(start_s, pres.lead_s)
-        key_s = pres.lead_s + Fraction(int(_pts(table, key)) - pres.media_time, table.timescale)
+        key_s = pres.lead_s + Fraction(table.pts_at(key) - pres.media_time, table.timescale)
         return max(min(key_s, start_s), Fraction(0))
     return start_s
 
