@@ -85,7 +85,9 @@ class CacheCollector:
         heads = self._state.heads
         for name, doc, value in (("hits", "lookups answered from the cache", heads.hits),
                                  ("misses", "lookups that waited for a build", heads.misses),
-                                 ("builds", "head builds started (single-flight)", heads.builds)):
+                                 ("builds", "head builds started (single-flight)", heads.builds),
+                                 ("inline_builds", "builds run on the event loop by the inline budget",
+                                  heads.inline_builds)):
             family = CounterMetricFamily(f"origin_proxy_head_cache_{name}", f"Head cache: {doc}.", labels=labels)
             family.add_metric(values, value)
             yield family
@@ -93,6 +95,13 @@ class CacheCollector:
             family = GaugeMetricFamily(f"origin_proxy_head_cache_{name}", f"Head cache: {doc}.", labels=labels)
             family.add_metric(values, value)
             yield family
+        known = self._state.known_files
+        if known is not None:
+            for name, doc, value in (("fast_opens", "local opens of a known inode on the loop", known.fast_opens),
+                                     ("checked_opens", "local opens checked in full in a thread", known.checked_opens)):
+                family = CounterMetricFamily(f"origin_proxy_local_{name}", f"Local files: {doc}.", labels=labels)
+                family.add_metric(values, value)
+                yield family
         l2 = self._state.l2
         if l2 is None:
             return
