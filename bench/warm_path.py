@@ -24,7 +24,7 @@ from .__main__ import start_floor_server
 from .harness import OP_TREE, Server, log, start_nginx, start_origin_proxy
 from .seek import WRK_LUA, CheckedClient, Starts, wrk_rps
 
-MOVIES = {"movie_360p_2h": 7200.0, "movie_10m": 600.0}
+MOVIES = {"movie_360p_2h": 7200.0, "movie_10m": 600.0, "movie_1h": 3600.0, "movie_2h": 7200.0}
 
 
 def _rounds(servers: list[Server], movie: str, duration: float, n: int, keep_alive: bool,
@@ -49,6 +49,26 @@ def _summary(blocks: list[dict[str, list[float]]], name: str) -> str:
             f"({min(ratios):.2f}-{max(ratios):.2f})")
 
 
+def burst(count: int) -> int:
+    """bench/slow_readers.py's burst of `count` distinct first clips (each client reads the first KiB and leaves)
+    against three placements of the head builds; prints /healthz probes missed and CPU per reader."""
+    from .slow_readers import MOVIE, run_case
+
+    distinct = [f"/vod/{MOVIE}.mp4?start={100 + 7 * i}" for i in range(count)]
+    cases = {"threads + inline budget (default)": "",
+             "threads only (inline_build_budget_s 0)": "cache:\n  inline_build_budget_s: 0\n",
+             "on the loop (build_threads 0)": "cache:\n  build_threads: 0\n"}
+    with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmpname:
+        tmp = Path(tmpname)
+        for i, (label, extra) in enumerate(cases.items()):
+            result = run_case(label, lambda e=extra, n=i: start_origin_proxy(tmp, f"burst{n}", extra_config=e),
+                              distinct, 3.0, first_kib_only=True)
+            print(f"{label:>40}: /healthz missed {result['healthz_missed_burst']}/{result['healthz_sent_burst']} "
+                  f"in the burst ({result['burst_s']:.1f} s), {result['burst_cpu_ms_per_reader']:.2f} ms CPU per "
+                  f"reader, errors {result['errors']}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.warm_path", description=__doc__.splitlines()[2])
     parser.add_argument("--rounds", type=int, default=20, help="requests per server per block")
@@ -58,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append", default=[], metavar="LABEL=YAML",
                         help="this checkout with these config lines added (\\n for newlines)")
     parser.add_argument("--no-floor", action="store_true")
-    parser.add_argument("--movies", default=",".join(MOVIES))
+    parser.add_argument("--movies", default="movie_360p_2h,movie_10m")
+    parser.add_argument("--burst", type=int, default=0,
+                        help="also: a burst of N distinct first clips (bench/slow_readers.py's case) with the inline "
+                             "budget, without it and on the loop: /healthz probes missed")
     args = parser.parse_args(argv)
+    if args.burst:
+        return burst(args.burst)
     starts = Starts(29)
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as tmpname:
         tmp = Path(tmpname)
