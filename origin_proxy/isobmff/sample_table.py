@@ -52,14 +52,18 @@ class Runs:
 
     @classmethod
     def from_entries(cls, counts: np.ndarray, values: np.ndarray, entry: np.dtype,
-                     source: np.ndarray | None = None) -> Runs:
+                     source: np.ndarray | None = None, ends: np.ndarray | None = None) -> Runs:
         """Canonical runs of a box's (sample_count, value) entries (int64 arrays, shape (R,)): zero counts dropped,
         equal neighbours merged. O(R). `source`: the box's own entries (dtype `entry`) that `counts` and `values`
-        were read from; when they are canonical already they are kept as they are (a view, no copy)."""
+        were read from; when they are canonical already they are kept as they are (a view, no copy). `ends`:
+        np.cumsum(counts) when the caller has it."""
         if (source is not None and source.dtype == entry and len(source) == len(counts)
                 and (len(counts) == 0 or int(counts.min()) > 0) and not np.any(values[1:] == values[:-1])):
             first_sample = np.zeros(len(counts) + 1, dtype=np.int64)
-            np.cumsum(counts, out=first_sample[1:])
+            if ends is not None:
+                first_sample[1:] = ends
+            else:
+                np.cumsum(counts, out=first_sample[1:])
             return cls(_frozen(source), _frozen(first_sample))
         keep = counts > 0
         counts, values = counts[keep], values[keep]
@@ -117,63 +121,91 @@ class Runs:
 
 @dataclass(frozen=True, eq=False)
 class ChunkMap:
-    """Where samples sit: stco/co64 (§8.7.5) and stsc (§8.7.4) over the C chunks that hold samples.
+    """Where samples sit: stco/co64 (§8.7.5) and stsc (§8.7.4) over the C chunks that hold samples, at run level:
+    runs of consecutive chunks with the same sample count and stsd entry (stsc's canonical entries).
 
     Attributes:
         offset_bytes: file offset of each chunk, shape (C,): a big-endian uint32 view of stco's table, or for co64
             uint32 in files under 4 GiB, else int64.
-        first_sample: uint32 index of each chunk's first sample, shape (C + 1,), ending with N.
-        description_first_chunk, description_index: int64, shape (D,): from chunk description_first_chunk[d] on,
-            samples are described by stsd entry description_index[d] (1-based); D is 1 in nearly every file.
+        run_first_chunk: int64 0-based chunk where each run begins, then C, shape (R + 1,), starting with 0.
+        run_first_sample: int64 first sample of each run, then N, shape (R + 1,).
+        run_samples_per_chunk: int64 samples in each chunk of a run (>= 1), shape (R,).
+        run_description_index: int64 1-based stsd entry describing the samples of each run, shape (R,).
         ascending: chunks are laid out in order and do not overlap, so samples [a, b) span the bytes from the
             start of a to the end of b - 1.
-        run_starts: uint32 chunks where a run of chunks with equal sample count and description begins (stsc's
-            canonical first_chunk values, 0-based), shape (R,), starting with 0.
     """
 
     offset_bytes: np.ndarray
-    first_sample: np.ndarray
-    description_first_chunk: np.ndarray
-    description_index: np.ndarray
+    run_first_chunk: np.ndarray
+    run_first_sample: np.ndarray
+    run_samples_per_chunk: np.ndarray
+    run_description_index: np.ndarray
     ascending: bool
-    run_starts: np.ndarray
 
     @property
     def chunk_count(self) -> int:
         return len(self.offset_bytes)
 
+    @property
+    def run_starts(self) -> np.ndarray:
+        """int64 chunks where a run begins (stsc's canonical first_chunk values, 0-based), shape (R,)."""
+        return self.run_first_chunk[:-1]
+
     def chunk_of(self, samples: np.ndarray | int) -> np.ndarray | int:
-        """The chunk holding each sample (0 <= sample < N)."""
-        # The needle in the array's own dtype: a mixed-type search would convert the whole array first.
+        """The chunk holding each sample (0 <= sample < N), from the runs in O(log R) each."""
         if isinstance(samples, (int, np.integer)):
-            return int(self.first_sample.searchsorted(np.uint32(samples), side="right")) - 1
-        needle = np.asarray(samples).astype(self.first_sample.dtype)
-        return self.first_sample.searchsorted(needle, side="right").astype(np.int64) - 1
+            run = int(self.run_first_sample.searchsorted(samples, side="right")) - 1
+            return int(self.run_first_chunk[run]) + (int(samples) - int(self.run_first_sample[run])) \
+                // int(self.run_samples_per_chunk[run])
+        samples = np.asarray(samples, np.int64)
+        run = self.run_first_sample.searchsorted(samples, side="right") - 1
+        return self.run_first_chunk[run] + (samples - self.run_first_sample[run]) // self.run_samples_per_chunk[run]
+
+    def chunk_first_sample(self, chunks: np.ndarray | int) -> np.ndarray | int:
+        """Index of each chunk's first sample (0 <= chunk <= C; chunk C gives N), in O(log R) each."""
+        last = len(self.run_samples_per_chunk) - 1
+        if isinstance(chunks, (int, np.integer)):
+            if last < 0:
+                return 0
+            run = min(int(self.run_first_chunk.searchsorted(chunks, side="right")) - 1, last)
+            return int(self.run_first_sample[run]) + (int(chunks) - int(self.run_first_chunk[run])) \
+                * int(self.run_samples_per_chunk[run])
+        chunks = np.asarray(chunks, np.int64)
+        if last < 0:
+            return np.zeros(len(chunks), np.int64)
+        run = np.minimum(self.run_first_chunk.searchsorted(chunks, side="right") - 1, last)
+        return self.run_first_sample[run] + (chunks - self.run_first_chunk[run]) * self.run_samples_per_chunk[run]
+
+    @functools.cached_property
+    def first_sample(self) -> np.ndarray:
+        """uint32 index of each chunk's first sample, then N, shape (C + 1,): made on first use (diagnostics and
+        tests; the clip path asks chunk_first_sample)."""
+        return _frozen(self.chunk_first_sample(np.arange(self.chunk_count + 1)).astype(np.uint32))
 
     def sample_description_index(self, chunk_from: int, chunk_to: int) -> np.ndarray:
         """int64 1-based stsd entry of chunks [chunk_from, chunk_to], shape (chunk_to - chunk_from + 1,)."""
-        if len(self.description_index) == 1:
-            return np.full(chunk_to - chunk_from + 1, int(self.description_index[0]), np.int64)
         chunks = np.arange(chunk_from, chunk_to + 1)
-        return self.description_index[np.searchsorted(self.description_first_chunk, chunks, side="right") - 1]
+        return self.run_description_index[self.run_first_chunk[:-1].searchsorted(chunks, side="right") - 1]
 
     def stsc_window(self, first: int, stop: int) -> tuple[int, int, int, Callable[[], np.ndarray]]:
         """stsc (§8.7.4) of samples [first, stop) (0 <= first < stop <= N): (first chunk, last chunk, entry count,
-        a function making the entries), in O(log C); the entries are made in O(entries) when called.
+        a function making the entries), in O(log R); the entries are made in O(entries) when called.
 
         Entries (structured STSC_ENTRY, first_chunk renumbered from 1) start at the first kept chunk, at every run
         start inside the window, and at the chunks a cut changes: the one after a first chunk cut mid-chunk and
         a last chunk cut mid-chunk. Neighbouring entries may carry equal values (the box allows it)."""
         ca, cb = self.chunk_of(first), self.chunk_of(stop - 1)
         runs = self.run_starts
-        lo = int(np.searchsorted(runs, np.uint32(ca), side="right"))
-        hi = int(np.searchsorted(runs, np.uint32(cb), side="right"))
-        first_count = min(int(self.first_sample[ca + 1]), stop) - first
-        last_count = stop - int(self.first_sample[cb])
+        lo = int(runs.searchsorted(ca, side="right"))
+        hi = int(runs.searchsorted(cb, side="right"))
+        after_first = self.chunk_first_sample(ca + 1)
+        first_count = min(after_first, stop) - first
+        last_start = self.chunk_first_sample(cb)
+        last_count = stop - last_start
         extra = set()
-        if ca + 1 <= cb and first_count != int(self.first_sample[ca + 1]) - int(self.first_sample[ca]):
+        if ca + 1 <= cb and first_count != after_first - self.chunk_first_sample(ca):
             extra.add(ca + 1)
-        if cb > ca and last_count != int(self.first_sample[cb + 1]) - int(self.first_sample[cb]):
+        if cb > ca and last_count != self.chunk_first_sample(cb + 1) - last_start:
             extra.add(cb)
         extra = {c for c in extra if not self._is_run_start(c)}  # run starts are entries already
 
@@ -184,32 +216,28 @@ class ChunkMap:
             if extra:  # at most two chunks, not run starts: put them in place
                 chunks[1 + hi - lo :] = sorted(extra)
                 chunks.sort()
-            first_sample = self.first_sample
-            counts = first_sample[chunks + 1] - first_sample[chunks]  # uint32: first_sample ascends
+            counts = self.chunk_first_sample(chunks + 1) - self.chunk_first_sample(chunks)
             counts[0] = first_count
             if cb > ca and chunks[-1] == cb:
                 counts[-1] = last_count
             out = np.empty(len(chunks), dtype=STSC_ENTRY)
-            chunks -= ca - 1
-            out["first_chunk"] = chunks
             out["samples_per_chunk"] = counts
-            if len(self.description_index) == 1:
-                out["sample_description_index"] = self.description_index[0]
-            else:
-                out["sample_description_index"] = self.description_index[
-                    np.searchsorted(self.description_first_chunk, chunks + (ca - 1), side="right") - 1]
+            out["sample_description_index"] = self.run_description_index[runs.searchsorted(chunks, side="right") - 1]
+            out["first_chunk"] = chunks - (ca - 1)
             return out
 
         return ca, cb, 1 + (hi - lo) + len(extra), entries
 
     def _is_run_start(self, chunk: int) -> bool:
-        at = int(np.searchsorted(self.run_starts, np.uint32(chunk)))
+        at = int(self.run_starts.searchsorted(chunk))
         return at < len(self.run_starts) and int(self.run_starts[at]) == chunk
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.offset_bytes, self.first_sample, self.description_first_chunk,
-                                      self.description_index, self.run_starts))
+        arrays = [self.offset_bytes, self.run_first_chunk, self.run_first_sample, self.run_samples_per_chunk,
+                  self.run_description_index] + ([self.__dict__["first_sample"]] if "first_sample" in self.__dict__
+                                                 else [])
+        return sum(a.nbytes for a in arrays)
 
 
 def _owned_nbytes(array: np.ndarray) -> int:
@@ -419,19 +447,19 @@ class SampleTable:
         if stop == first + 1:
             return np.array([self.sample_offset(first)], dtype=np.int64)
         chunks = self.chunks
-        lo = int(chunks.first_sample[chunks.chunk_of(first)])
+        lo = chunks.chunk_first_sample(chunks.chunk_of(first))
         before = np.zeros(stop - lo + 1, dtype=np.int64)
         np.cumsum(self.size_bytes[lo:stop].astype(np.int64), out=before[1:])
         samples = np.arange(first, stop, dtype=np.int64)
         chunk = chunks.chunk_of(samples)
         return (chunks.offset_bytes[chunk].astype(np.int64) + before[samples - lo]
-                - before[chunks.first_sample[chunk].astype(np.int64) - lo])
+                - before[chunks.chunk_first_sample(chunk) - lo])
 
     def sample_offset(self, sample: int) -> int:
         """File offset of one sample (0 <= sample < N): its chunk's offset plus the sizes before it in the chunk."""
         chunks = self.chunks
         chunk = chunks.chunk_of(sample)
-        lo = int(chunks.first_sample[chunk])
+        lo = chunks.chunk_first_sample(chunk)
         if sample <= lo:
             before = 0
         elif self.uniform_size_bytes:
@@ -533,7 +561,8 @@ def build_sample_table(
         if covered < n:
             ccounts, offsets = np.append(ccounts, n - covered), np.append(offsets, 0)
             source = None
-        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY, source=source)
+        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY, source=source,
+                                      ends=ends if source is not None else None)
         if n:
             values = ctts_runs.values
             cts_min, cts_max = int(values.min()), int(values.max())
@@ -586,30 +615,38 @@ def _composition_end(table: SampleTable) -> int:
         return 0
     if table.ctts is None:  # presentation ends with the last decode
         return table.media_duration_ticks
-    ctts_last = table.ctts.first_sample[1:] - 1
+    ctts_next = table.ctts.first_sample[1:]  # the sample after each run's last: its dts is that last's dts + duration
     stts_last = table.stts.first_sample[1:] - 1
-    at_ctts = table.dts_at(ctts_last) + table.duration_at(ctts_last) + table.ctts.values.astype(np.int64)
+    if len(table.stts.entries) == 1:  # one duration: dts + duration of sample s - 1 is s x delta
+        at_ctts = ctts_next * int(table._stts_deltas[0])
+    else:
+        at_ctts = table.dts_at(ctts_next - 1) + table.duration_at(ctts_next - 1)
+    at_ctts += table.ctts.values
     at_stts = table.run_dts_ticks[1:] + table.cts_at(stts_last)
     return max(int(at_ctts.max()), int(at_stts.max()))
 
 
 def _chunk_bytes(size: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """int64 sum of the sizes of samples [starts[i], starts[i] + counts[i]) for each i (counts >= 1, the ranges
-    inside the table): one gather per sample position when chunks hold few samples, else over the index of the
-    samples they hold; O(sum of counts) either way."""
+    inside the table), in O(sum of counts): one gather per sample position for chunks of up to _LANES samples,
+    and over the index of their samples for larger ones."""
     if not len(starts):
         return np.zeros(0, np.int64)
     most = int(counts.max())
-    if most <= _LANES:
-        total = size[starts].astype(np.int64)
-        last = len(size) - 1
-        for lane in range(1, most):
-            total += np.where(counts > lane, size[np.minimum(starts + lane, last)], 0)
-        return total
-    segment = np.zeros(len(counts), dtype=np.int64)
-    np.cumsum(counts[:-1], out=segment[1:])
-    index = np.arange(int(counts.sum()), dtype=np.int64) + np.repeat(starts - segment, counts)
-    return np.add.reduceat(size[index].astype(np.int64), segment)
+    if most > _LANES:  # lanes for the most the small chunks hold
+        most = int(np.max(counts, where=counts <= _LANES, initial=1))
+    total = size[starts].astype(np.int64)
+    last = len(size) - 1
+    for lane in range(1, most):
+        total += np.where(counts > lane, size[np.minimum(starts + lane, last)], 0)
+    large = np.flatnonzero(counts > _LANES)
+    if len(large):
+        first, many = starts[large], counts[large]
+        segment = np.zeros(len(large), dtype=np.int64)
+        np.cumsum(many[:-1], out=segment[1:])
+        index = np.arange(int(many.sum()), dtype=np.int64) + np.repeat(first - segment, many)
+        total[large] = np.add.reduceat(size[index].astype(np.int64), segment)
+    return total
 
 
 _LANES = 4  # chunks of at most this many samples are summed by gathers
@@ -618,9 +655,10 @@ _LANES = 4  # chunks of at most this many samples are summed by gathers
 def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, max_size: int, n: int,
                file_size: int, box_path: str) -> ChunkMap:
     """stsc + stco/co64 (§8.7.4, §8.7.5) as a ChunkMap, checked: first_chunk increasing from 1, the chunks hold at
-    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(C + R), and an exact sum
-    of sizes only for the chunks the bound (chunk offset + its sample count × the largest sample size) does not
-    clear. Raises MalformedBox."""
+    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(R) on the stsc runs and
+    a few vector operations over the C chunk offsets; the sizes are summed only for chunks of one sample (a copy
+    of the stsz view) and for the chunks the bound (chunk offset + its sample count x the largest sample size)
+    does not clear. Raises MalformedBox."""
     chunk_count = len(chunk_offsets)
     first_chunk = stsc["first_chunk"].astype(np.int64)
     if n and (len(first_chunk) == 0 or chunk_count == 0):
@@ -628,79 +666,108 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, ma
     if len(first_chunk):
         if first_chunk[0] != 1 or np.any(np.diff(first_chunk) <= 0) or first_chunk[-1] > max(chunk_count, 1):
             raise MalformedBox(box_path + "/stsc", f"first_chunk values are not increasing from 1 within {chunk_count} chunks")
-    runs = np.diff(np.append(first_chunk, chunk_count + 1))
+    run_chunks = np.diff(np.append(first_chunk, chunk_count + 1))
     per_entry = stsc["samples_per_chunk"].astype(np.int64)
     if len(per_entry) and int(per_entry.max()) > n:
         # One chunk cannot hold more samples than the track has. (A last chunk that runs past the
         # final sample is tolerated below; this is the hostile form of it, which would turn every
         # later chunk into a phantom.)
         raise MalformedBox(box_path + "/stsc", f"samples_per_chunk {int(per_entry.max())} exceeds the track's {n} samples")
-    # An upper bound in floats first: per_entry * runs could overflow int64 with hostile values.
-    if float((per_entry.astype(np.float64) * runs).sum()) > 2**62:
+    # An upper bound in floats first: per_entry * run_chunks could overflow int64 with hostile values.
+    if float((per_entry.astype(np.float64) * run_chunks).sum()) > 2**62:
         raise MalformedBox(box_path + "/stsc", "samples_per_chunk values overflow")
-    chunk_samples = np.repeat(per_entry, runs)
-    chunk_first = np.zeros(chunk_count, dtype=np.int64)
-    if chunk_count > 1:
-        np.cumsum(chunk_samples[:-1], out=chunk_first[1:])
-    placed = int(chunk_first[-1] + chunk_samples[-1]) if chunk_count else 0
+    placed = int((per_entry * run_chunks).sum())
     if placed < n:
         raise MalformedBox(box_path + "/stsc", f"chunks hold {placed} samples, stsz has {n}")
-    if placed > n:  # trailing chunks hold phantom samples: cut them (the last one may become partial)
-        kept = int(np.searchsorted(chunk_first, n, side="left"))
-        chunk_first, chunk_samples = chunk_first[:kept], chunk_samples[:kept].copy()
-        chunk_samples[-1] = n - chunk_first[-1]
-    chunk_offset = chunk_offsets[: len(chunk_first)]  # still a view of the box
-    # Which stsd entry describes each chunk: runs of chunks, from the stsc entries where the index changes.
-    entry_sdi = stsc["sample_description_index"].astype(np.int64)
-    changes = np.concatenate(([0], np.flatnonzero(entry_sdi[1:] != entry_sdi[:-1]) + 1)).astype(np.int64) \
-        if len(entry_sdi) else np.zeros(0, np.int64)
-    described_from, described = first_chunk[changes] - 1, entry_sdi[changes]
+    sdi = stsc["sample_description_index"].astype(np.int64)
+    offsets_view = chunk_offsets
     # Chunks that hold no sample are dropped: they have no place in a rewritten stco.
-    empty = chunk_samples == 0
-    if empty.any():
-        chunk_sdi = described[np.searchsorted(described_from, np.arange(len(chunk_first)), side="right") - 1]
-        used = ~empty
-        chunk_first, chunk_sdi, chunk_offset = chunk_first[used], chunk_sdi[used], chunk_offset[used]
-        changes = np.concatenate(([0], np.flatnonzero(chunk_sdi[1:] != chunk_sdi[:-1]) + 1)).astype(np.int64) \
-            if len(chunk_sdi) else np.zeros(0, np.int64)
-        described_from, described = changes, chunk_sdi[changes]
-    else:
-        keep = described_from < len(chunk_first)  # entries for chunks cut as phantoms
-        described_from, described = described_from[keep], described[keep]
-    counts = np.diff(np.append(chunk_first, n))
+    holding = (per_entry > 0) & (run_chunks > 0)
+    if not bool(holding.all()):
+        if bool((per_entry[run_chunks > 0] == 0).any()):  # chunks to leave out of the offsets
+            offsets_view = chunk_offsets[np.repeat(per_entry > 0, run_chunks)[:chunk_count]]
+        per_entry, run_chunks, sdi = per_entry[holding], run_chunks[holding], sdi[holding]
+    run_first_sample = np.zeros(len(per_entry) + 1, dtype=np.int64)
+    np.cumsum(per_entry * run_chunks, out=run_first_sample[1:])
+    if placed > n:  # trailing chunks hold phantom samples: cut them (the last one may become partial)
+        last = int(run_first_sample[:-1].searchsorted(n, side="left")) - 1  # the run holding sample n - 1
+        inside = n - int(run_first_sample[last])
+        whole, partial = divmod(inside, int(per_entry[last]))
+        per_entry, run_chunks, sdi = per_entry[: last + 1].copy(), run_chunks[: last + 1].copy(), sdi[: last + 1]
+        run_chunks[last] = whole
+        if partial:
+            per_entry, run_chunks, sdi = np.append(per_entry, partial), np.append(run_chunks, 1), np.append(sdi, sdi[last])
+        if whole == 0:  # the run holds only the partial chunk
+            per_entry, run_chunks, sdi = np.delete(per_entry, last), np.delete(run_chunks, last), np.delete(sdi, last)
+        run_first_sample = np.zeros(len(per_entry) + 1, dtype=np.int64)
+        np.cumsum(per_entry * run_chunks, out=run_first_sample[1:])
+    run_first_chunk = np.zeros(len(per_entry) + 1, dtype=np.int64)
+    np.cumsum(run_chunks, out=run_first_chunk[1:])
+    kept_chunks = int(run_first_chunk[-1])
+    # Canonical runs: neighbours with the same sample count and description are one run.
+    if len(per_entry) > 1:
+        starts = np.concatenate(([True], (per_entry[1:] != per_entry[:-1]) | (sdi[1:] != sdi[:-1])))
+        if not bool(starts.all()):
+            keep = np.append(starts, True)
+            run_first_chunk, run_first_sample = run_first_chunk[keep], run_first_sample[keep]
+            per_entry, sdi = per_entry[starts], sdi[starts]
+    chunk_offset = offsets_view[:kept_chunks]  # still a view of the box unless empty chunks were left out
     # Every chunk (so every sample) inside the file, its samples contiguous from its offset; and whether the chunks
-    # are in file order without overlap. Both on a bound first (offset + count x largest size), exact sums only for
-    # the chunks it does not clear.
+    # are in file order without overlap. Exact when each chunk holds one sample (its size), else on the bound
+    # first, with exact sums only for the chunks it does not clear.
     offsets = chunk_offset.astype(np.int64)  # co64 past 2**63 turns negative here, and is refused below
     outside = MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
-    if len(offsets) and (int(offsets.min()) < 0 or int(offsets.max()) > file_size):
+    if kept_chunks and (int(offsets.min()) < 0 or int(offsets.max()) > file_size):
         raise outside
-    ends = offsets + counts * max_size
-    suspect = ends > file_size
-    suspect[:-1] |= offsets[1:] < ends[:-1]
-    checked = np.flatnonzero(suspect)
-    if len(checked) and not (size.ndim and size.strides[0] == 0):  # a uniform size makes the bound exact
-        ends[checked] = offsets[checked] + _chunk_bytes(size, chunk_first[checked], counts[checked])
-    if len(checked) and int(ends[checked].max()) > file_size:
-        raise outside
-    inner = checked[checked < len(offsets) - 1]
-    ascending = bool(np.all(offsets[inner + 1] >= ends[inner]))
-    count_changes = np.flatnonzero(counts[1:] != counts[:-1]) + 1
-    is_start = np.zeros(len(chunk_first), dtype=bool)  # both lists are sorted chunk indices: mark, don't sort
-    is_start[count_changes] = True
-    is_start[described_from] = True
-    is_start[:1] = True
-    run_starts = np.flatnonzero(is_start)
+    uniform = bool(size.ndim) and size.strides[0] == 0
+    if kept_chunks == 0:
+        ascending = True
+    elif len(per_entry) == 1 and int(per_entry[0]) == 1 and not uniform:
+        ends = offsets + size  # int64 + big-endian uint32: one pass, no copy of the sizes
+        if int(ends.max()) > file_size:
+            raise outside
+        ascending = bool(np.all(offsets[1:] >= ends[:-1]))
+    else:
+        run_chunks = np.diff(run_first_chunk)
+        counts = np.repeat(per_entry, run_chunks) if len(per_entry) > 1 else np.full(kept_chunks, int(per_entry[0]))
+        ends = offsets + counts * max_size
+        suspect = ends > file_size
+        suspect[:-1] |= offsets[1:] < ends[:-1]
+        checked = np.flatnonzero(suspect)
+        if uniform:  # a uniform size makes the bound exact
+            pass
+        elif len(checked) * 4 > kept_chunks:  # most chunks: sum them all, their first samples from the runs
+            firsts = np.repeat(run_first_sample[:-1] - run_first_chunk[:-1] * per_entry, run_chunks)
+            firsts += np.arange(kept_chunks, dtype=np.int64) * counts
+            ends = offsets + _chunk_bytes(size, firsts, counts)
+            checked = np.arange(kept_chunks)
+        elif len(checked):
+            firsts = _first_samples(run_first_chunk, run_first_sample, per_entry, checked)
+            ends[checked] = offsets[checked] + _chunk_bytes(size, firsts, counts[checked])
+        if len(checked) and int(ends[checked].max()) > file_size:
+            raise outside
+        if len(checked) == kept_chunks:
+            ascending = bool(np.all(offsets[1:] >= ends[:-1]))
+        else:
+            inner = checked[checked < kept_chunks - 1]
+            ascending = bool(np.all(offsets[inner + 1] >= ends[inner]))
     if chunk_offset.dtype.itemsize == 4:  # stco: the box's own table
         offset_bytes = chunk_offset
     else:  # co64: uint32 while the file is under 4 GiB (as stco itself), else int64: arithmetic with it must go
         # through int64 (sample_offsets does), never a bare Python int.
         offset_bytes = offsets.astype(np.uint32) if file_size < 2**32 else offsets
     return ChunkMap(
-        run_starts=_frozen(run_starts.astype(np.uint32)),
         offset_bytes=_frozen(offset_bytes),
-        first_sample=_frozen(np.append(chunk_first, n).astype(np.uint32)),
-        description_first_chunk=_frozen(described_from),
-        description_index=_frozen(described),
+        run_first_chunk=_frozen(run_first_chunk),
+        run_first_sample=_frozen(run_first_sample),
+        run_samples_per_chunk=_frozen(per_entry),
+        run_description_index=_frozen(sdi),
         ascending=ascending,
     )
+
+
+def _first_samples(run_first_chunk: np.ndarray, run_first_sample: np.ndarray, per: np.ndarray,
+                   chunks: np.ndarray) -> np.ndarray:
+    """int64 first sample of each chunk (0 <= chunk < C) from the runs."""
+    run = run_first_chunk.searchsorted(chunks, side="right") - 1
+    return run_first_sample[run] + (chunks - run_first_chunk[run]) * per[run]
