@@ -2,9 +2,10 @@
 
 Reads: one head read (`head_bytes`, usually ftyp + moov of a faststart file, or ftyp + the mdat
 header), then for each top-level box whose header lies past what we hold, one read at that offset
-(`head_bytes` again, so a moov at the end usually arrives whole with its header), then the rest of
-the moov if it is larger. A moov-at-end file therefore costs 2-3 reads, never the mdat.
-Parsing a large moov is CPU work; the caller may run `parse_moov` in an executor (we do above 1 MiB).
+(`head_bytes` again, so a small moov at the end arrives whole with its header); a moov not held whole
+is then read once, exactly, from its offset (no joining of what we hold with the rest: that copied a
+large moov twice). A moov-at-end file therefore costs 2-3 reads, never the mdat.
+Parsing a large moov is CPU work; it runs in the default executor above PARSE_IN_EXECUTOR_BYTES (256 KiB).
 
 Split in two so the raw moov can be shared between nodes (store/redis_cache.py): `load_moov_bytes` does the reads and
 returns a MoovBlob, `movie_file_from_blob` parses one; `load_movie_file` is the two in a row.
@@ -23,7 +24,9 @@ from .source import Source
 __all__ = ["MediaLimits", "MoovBlob", "load_moov_bytes", "load_movie_file", "movie_file_from_blob"]
 
 MAX_TOP_LEVEL_BOXES = 1024
-PARSE_IN_EXECUTOR_BYTES = 1 << 20
+# Measured (bench/cold_parse.py, this commit): the parse costs ~3-6 ms per moov MB, a hop to the default executor
+# ~0.05-0.09 ms. A 256 KiB moov blocks the loop ~1.5 ms, some 20 hops; below it the hop is not worth its share.
+PARSE_IN_EXECUTOR_BYTES = 256 << 10
 
 
 async def load_movie_file(source: Source, limits: MediaLimits) -> MovieFile:
@@ -90,12 +93,14 @@ async def load_moov_bytes(source: Source, limits: MediaLimits) -> MoovBlob:
                     f"moov of {span.size} bytes is over the limit of {limits.max_moov_bytes}", identity=source.identity
                 )
             rel = span.offset - data_offset
-            moov = data[rel : rel + span.size]
-            if len(moov) < span.size:
-                moov = moov + await source.read(span.offset + len(moov), span.size - len(moov))
+            if rel >= 0 and rel + span.size <= len(data):  # held whole: one slice
+                moov = data[rel : rel + span.size]
+            else:  # one read of exactly the moov (re-reading the little we hold beats joining two copies)
+                moov = await source.read(span.offset, span.size)
             if len(moov) != span.size:
                 raise MalformedBox("moov", f"file ends inside the moov ({len(moov)} of {span.size} bytes)")
-            return MoovBlob(bytes(ftyp), bytes(moov), file_size, span.offset, not seen_mdat)
+            return MoovBlob(bytes(ftyp), moov if isinstance(moov, bytes) else bytes(moov), file_size, span.offset,
+                            not seen_mdat)
         if span.fourcc == b"ftyp" and not ftyp and span.size <= 4096:
             rel = span.offset - data_offset
             ftyp = data[rel : rel + span.size]
