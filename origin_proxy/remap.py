@@ -51,11 +51,18 @@ class SourceRef:
         return self.rule.is_local
 
 
+_RESOLVED_MAX = 4096  # (raw path, host) -> SourceRef results a table keeps (every request of a path repeats them)
+
+
 class RemapTable:
-    """The rules, ordered for matching: host-limited first, then by decreasing prefix length."""
+    """The rules, ordered for matching: host-limited first, then by decreasing prefix length.
+
+    `resolve` is pure, so a table remembers its last _RESOLVED_MAX successful results (a new table on reload
+    starts empty); refusals are not remembered, they are computed again each time."""
 
     def __init__(self, rules: Iterable[RemapRule]) -> None:
         self.rules = sorted(rules, key=lambda r: (r.host is None, -len(r.prefix)))
+        self._resolved: dict[tuple[str, str | None], SourceRef] = {}
 
     def resolve(self, raw_path: str, host: str | None = None) -> SourceRef:
         """Map a request to its object.
@@ -68,6 +75,16 @@ class RemapTable:
             Forbidden: the path tries to escape its root (see module docstring).
             NotFound: no rule matches.
         """
+        key = (raw_path, host)
+        ref = self._resolved.get(key)
+        if ref is None:
+            ref = self._resolve(raw_path, host)
+            if len(self._resolved) >= _RESOLVED_MAX:
+                self._resolved.pop(next(iter(self._resolved)))  # the oldest first
+            self._resolved[key] = ref
+        return ref
+
+    def _resolve(self, raw_path: str, host: str | None) -> SourceRef:
         path = safe_decoded_path(raw_path)
         host_key = host.lower() if host else None
         for rule in self.rules:

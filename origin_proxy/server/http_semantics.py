@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -76,7 +77,9 @@ def strong_etag(identity: str, validator: str, variant: str) -> str:
     return f'"{digest[:32]}"'
 
 
+@functools.lru_cache(maxsize=1024)
 def http_date(timestamp_s: float) -> str:
+    """IMF-fixdate of a POSIX time (RFC 9110 §5.6.7); remembered, since every request of a file asks again."""
     return email.utils.formatdate(timestamp_s, usegmt=True)
 
 
