@@ -632,6 +632,8 @@ def _chunk_bytes(size: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np
     and over the index of their samples for larger ones."""
     if not len(starts):
         return np.zeros(0, np.int64)
+    if not size.dtype.isnative and len(starts) * 4 > len(size):  # many gathers: from a native copy (3x faster)
+        size = size.astype(np.uint32)
     most = int(counts.max())
     if most > _LANES:  # lanes for the most the small chunks hold
         most = int(np.max(counts, where=counts <= _LANES, initial=1))
