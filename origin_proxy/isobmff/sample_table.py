@@ -129,8 +129,9 @@ class ChunkMap:
             uint32 in files under 4 GiB, else int64.
         run_first_chunk: int64 0-based chunk where each run begins, then C, shape (R + 1,), starting with 0.
         run_first_sample: int64 first sample of each run, then N, shape (R + 1,).
-        run_samples_per_chunk: int64 samples in each chunk of a run (>= 1), shape (R,).
-        run_description_index: int64 1-based stsd entry describing the samples of each run, shape (R,).
+        run_samples_per_chunk: uint32 samples in each chunk of a run (>= 1), shape (R,).
+        run_description_index: int64 1-based stsd entry describing the samples of each run, shape (R,) (a
+            broadcast when there is one).
         ascending: chunks are laid out in order and do not overlap, so samples [a, b) span the bytes from the
             start of a to the end of b - 1.
     """
@@ -237,7 +238,7 @@ class ChunkMap:
         arrays = [self.offset_bytes, self.run_first_chunk, self.run_first_sample, self.run_samples_per_chunk,
                   self.run_description_index] + ([self.__dict__["first_sample"]] if "first_sample" in self.__dict__
                                                  else [])
-        return sum(a.nbytes for a in arrays)
+        return sum(_owned_nbytes(a) for a in arrays)
 
 
 def _owned_nbytes(array: np.ndarray) -> int:
@@ -762,8 +763,11 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, ma
         offset_bytes=_frozen(offset_bytes),
         run_first_chunk=_frozen(run_first_chunk),
         run_first_sample=_frozen(run_first_sample),
-        run_samples_per_chunk=_frozen(per_entry),
-        run_description_index=_frozen(sdi),
+        # uint32 (stsc's own field width) and, for the one stsd entry nearly every file has, a broadcast: in the
+        # cache the run arrays of an audio track with alternating chunk sizes are a fair part of the moov.
+        run_samples_per_chunk=_frozen(per_entry.astype(np.uint32)),
+        run_description_index=np.broadcast_to(sdi[:1], sdi.shape) if len(sdi) and bool(np.all(sdi == sdi[0]))
+        else _frozen(sdi),
         ascending=ascending,
     )
 
