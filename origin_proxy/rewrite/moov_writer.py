@@ -60,7 +60,7 @@ def _kept_chunks(cut: TrackCut) -> tuple[_Chunks, int, int]:
 def _table_box(fourcc: bytes, version: int, entry_count: int, pieces: list, prefix: bytes = b"") -> list:
     """A full box of a sample table from its entries' bytes (pieces: bytes or uint8 memoryviews)."""
     head = struct.pack(">B3x", version) + prefix + struct.pack(">I", entry_count)
-    return [box_header(fourcc, len(head) + sum(len(p) for p in pieces)), head, *pieces]
+    return [box_header(fourcc, len(head) + sum(map(len, pieces))), head, *pieces]
 
 
 def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
@@ -101,7 +101,7 @@ def _serialize(node: Node, replace) -> tuple[list, int]:
             size += substitute[1]
         elif substitute is not None:
             pieces.extend(substitute)
-            size += sum(_piece_size(p) for p in substitute)
+            size += sum(map(len, substitute))  # bytes, uint8 memoryviews, LazyBytes and _Deferred all have len
         elif child.children is not None:
             inner, inner_size = _container(child.fourcc, *_serialize(child, replace))
             pieces.extend(inner)
@@ -123,14 +123,12 @@ class _Deferred:
     def size(self) -> int:
         return 16 + len(self.chunks.offset_bytes) * (8 if self.wide else 4)
 
+    __len__ = size
+
     def render(self, shift: int) -> bytes:
         """The box with every offset moved by `shift` bytes. Raises OverflowError when an offset does not fit."""
         return box(*build_shifted_chunk_offsets(self.chunks.offset_bytes, self.chunks.first_offset_bytes, shift,
                                                 wide=self.wide))
-
-
-def _piece_size(piece) -> int:
-    return piece.size() if isinstance(piece, _Deferred) else len(piece)  # bytes, or a uint8 memoryview
 
 
 def _container(fourcc: bytes, pieces: list, payload_bytes: int) -> tuple[list, int]:
