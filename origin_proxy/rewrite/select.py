@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import BadRequest, UnsupportedMedia
 from ..isobmff.edits import TrackPresentation, presentation
 from ..isobmff.movie import Movie, Track
-from .params import ClipRequest, to_ticks
+from .params import ClipRequest
 
 OPUS_PREROLL_S = Fraction(80, 1000)  # RFC 7845 §4.2
 
@@ -59,13 +59,25 @@ class TrackCut:
     cts_shift: int
 
 
-def _round_half_up(ticks: Fraction) -> int:
-    return math.floor(ticks + Fraction(1, 2))
-
-
 def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fraction:
     """Media time (ticks, exact) presented at movie time t_s (t_s >= lead)."""
     return pres.media_time + (t_s - pres.lead_s) * timescale
+
+
+def _media_ticks(pres: TrackPresentation, timescale: int, t_s: Fraction) -> tuple[int, int]:
+    """`_media_time_at` as (numerator, denominator > 0) integers: the same exact value without Fraction objects
+    (each Fraction operation costs microseconds with its gcd; this is a few integer products)."""
+    a, b = t_s.numerator, t_s.denominator
+    lead = pres.lead_s
+    c, d = lead.numerator, lead.denominator
+    return pres.media_time * b * d + (a * d - c * b) * timescale, b * d
+
+
+def _ticks_between(later_s: Fraction, earlier_s: Fraction, timescale: int) -> int:
+    """`to_ticks(later_s - earlier_s, timescale)` (round half up) in integers: floor((p/q - r/s) * ts + 1/2)."""
+    p, q = later_s.numerator, later_s.denominator
+    r, s = earlier_s.numerator, earlier_s.denominator
+    return (2 * (p * s - r * q) * timescale + q * s) // (2 * q * s)
 
 
 def _last_presented_before(table, stop_ticks: int, first: int) -> int:
@@ -110,12 +122,13 @@ def _sync_at_or_before(table, start_floor: int) -> int | None:
     return int(stss[before]) if before >= 0 else None
 
 
-def _preroll_samples_start(track: Track, first: int, media_start: Fraction) -> int:
+def _preroll_samples_start(track: Track, first: int, media_start: tuple[int, int]) -> int:
+    """media_start: media ticks as (numerator, denominator), from `_media_ticks`."""
     codec = track.codec
     if codec == b"mp4a":
         return max(first - 1, 0)
     if codec == b"Opus":
-        target = math.floor(media_start - OPUS_PREROLL_S * track.timescale)
+        target = math.floor(Fraction(*media_start) - OPUS_PREROLL_S * track.timescale)
         return max(_first_presented_at_or_after(track.table, target) - 1, 0)
     return first
 
@@ -134,10 +147,10 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
         return None
     ts = table.timescale
     n = table.sample_count
-    media_start = _media_time_at(pres, ts, t_from)
-    media_stop = _media_time_at(pres, ts, t_to)
-    start_floor = math.floor(media_start)
-    stop_ceil = math.ceil(media_stop)
+    media_start = start_n, start_d = _media_ticks(pres, ts, t_from)
+    stop_n, stop_d = _media_ticks(pres, ts, t_to)
+    start_floor = start_n // start_d
+    stop_ceil = -(-stop_n // stop_d)
 
     if track.handler_type == b"vide":
         key = _sync_at_or_before(table, start_floor)
@@ -150,20 +163,21 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
         first = max(_first_presented_at_or_after(table, start_floor) - 1, 0)
         first = _preroll_samples_start(track, first, media_start)
         if lead_in_s is not None and lead_in_s < t_from:
-            lead_floor = math.floor(_media_time_at(pres, ts, max(lead_in_s, pres.lead_s)))
+            lead_n, lead_d = _media_ticks(pres, ts, max(lead_in_s, pres.lead_s))
+            lead_floor = lead_n // lead_d
             first = min(first, max(_first_presented_at_or_after(table, lead_floor) - 1, 0))
         stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
     stop = min(stop, n)
 
     base = table.dts_at(first)
-    media_time = _round_half_up(media_start) - base
+    media_time = (2 * start_n + start_d) // (2 * start_d) - base  # floor(start + 1/2): round half up
     # Negative composition offsets (ctts v1, or v0 written as signed) are read differently by
     # players (ffmpeg shifts dts by a heuristic, some ignore cslg); shift them all to >= 0 and fold
     # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
     min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_window(first, stop).min())
     cts_shift = max(-min_offset, -media_time, 0)
-    empty = to_ticks(t_from - start_s, movie_timescale) if t_from > start_s else 0
-    duration = to_ticks(t_to - t_from, movie_timescale)
+    empty = _ticks_between(t_from, start_s, movie_timescale) if t_from > start_s else 0
+    duration = _ticks_between(t_to, t_from, movie_timescale)
     return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
 
 
