@@ -82,7 +82,7 @@ def _stbl_boxes(cut: TrackCut) -> dict[bytes, list]:
         out[b"ctts"] = [box(b"ctts", build_ctts(offsets))]
     if table.has_stss:
         sync = table.stss_indices
-        kept = sync[np.searchsorted(sync, first) : np.searchsorted(sync, stop)]
+        kept = sync[sync.searchsorted(first) : sync.searchsorted(stop)]
         numbers = (kept - (first - 1)).astype(STSS_ENTRY["sample_number"])
         out[b"stss"] = _table_box(b"stss", 0, len(numbers), [memoryview(numbers.view(np.uint8))])
     return out

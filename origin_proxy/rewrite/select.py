@@ -27,6 +27,7 @@ UnsupportedMedia: composing them needs a sample-level remap that this module doe
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -209,6 +210,19 @@ def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
     return start_s
 
 
+_TIMELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Movie -> (presentations, duration_s)
+
+
+def _timeline(movie: Movie) -> tuple[tuple[TrackPresentation, ...], Fraction]:
+    """Each track's presentation and the movie's duration (seconds, the latest track end): the part of a
+    selection that no request changes, made once per (immutable, cached) Movie. Raises UnsupportedMedia."""
+    known = _TIMELINES.get(movie)
+    if known is None:
+        presentations = tuple(presentation(t, movie.timescale) for t in movie.tracks)
+        known = _TIMELINES[movie] = (presentations, max(p.end_s for p in presentations))
+    return known
+
+
 def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
     """The output tracks for a request, in source order.
 
@@ -218,8 +232,7 @@ def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
     """
     if not movie.tracks:
         raise UnsupportedMedia("the movie has no audio or video track with samples")
-    presentations = [presentation(t, movie.timescale) for t in movie.tracks]
-    duration_s = max(p.end_s for p in presentations)
+    presentations, duration_s = _timeline(movie)
     start_s = request.start_s or Fraction(0)
     if start_s >= duration_s:
         raise BadRequest(f"start={float(start_s):.3f} is at or after the duration of {float(duration_s):.3f} s")
