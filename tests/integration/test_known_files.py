@@ -57,13 +57,19 @@ async def _served_twice(client, url: str, expected: bytes) -> str:
     return etag
 
 
-@pytest.mark.parametrize("how", ["rewritten in place", "renamed over"])
-async def test_a_replaced_file_is_served_new_by_the_next_request(edge_client, two_movies, tmp_path, how):
-    old, new = two_movies
+def _folder_with(tmp_path, source):
+    """A media folder under tmp_path holding a copy of `source` as movie.mp4: (folder, movie path)."""
     folder = tmp_path / "media"
     folder.mkdir()
     movie = folder / "movie.mp4"
-    shutil.copyfile(old, movie)
+    shutil.copyfile(source, movie)
+    return folder, movie
+
+
+@pytest.mark.parametrize("how", ["rewritten in place", "renamed over"])
+async def test_a_replaced_file_is_served_new_by_the_next_request(edge_client, two_movies, tmp_path, how):
+    old, new = two_movies
+    folder, movie = _folder_with(tmp_path, old)
     client = await edge_client(_rule(folder))
     old_etag = await _served_twice(client, "/files/movie.mp4", old.read_bytes())
     old_clip_etag = (await _get(client, "/files/movie.mp4?start=2"))[2]
@@ -109,10 +115,7 @@ async def test_a_symlink_moved_out_of_the_root_is_refused_at_once(edge_client, t
 
 async def test_a_deleted_file_is_404_at_once_and_a_new_one_is_served(edge_client, two_movies, tmp_path):
     old, new = two_movies
-    folder = tmp_path / "media"
-    folder.mkdir()
-    movie = folder / "movie.mp4"
-    shutil.copyfile(old, movie)
+    folder, movie = _folder_with(tmp_path, old)
     client = await edge_client(_rule(folder))
     await _served_twice(client, "/files/movie.mp4", old.read_bytes())
 
