@@ -114,6 +114,7 @@ class HeadCache:
         ttl_s: seconds a head lives after it was built.
         build_threads: threads builds run in; 0 = on the event loop.
         timer: monotonic clock in seconds.
+        cpu_clock: the calling thread's CPU seconds (time.thread_time), for the build costs the budget uses.
         inline_budget_s: CPU seconds of builds one loop iteration may run on the loop (a build goes there when
             its kind's average cost fits in what is left); 0: always the pool, when there is one.
     Attributes:
@@ -122,7 +123,9 @@ class HeadCache:
     """
 
     def __init__(self, max_bytes: int, ttl_s: float, build_threads: int = 2,
-                 timer: Callable[[], float] = time.monotonic, inline_budget_s: float = INLINE_BUDGET_S) -> None:
+                 timer: Callable[[], float] = time.monotonic, inline_budget_s: float = INLINE_BUDGET_S,
+                 cpu_clock: Callable[[], float] = time.thread_time) -> None:
+        self._cpu_clock = cpu_clock
         self._cache = MetadataCache(max_bytes, ttl_s, timer)
         self._pool = ThreadPoolExecutor(build_threads, thread_name_prefix="head-build") if build_threads else None
         self._inline_budget_s = inline_budget_s
@@ -163,19 +166,19 @@ class HeadCache:
         kind = key.kind
 
         def timed() -> FrozenPlan:
-            started = time.thread_time()
+            started = self._cpu_clock()
             try:
                 return freeze(build())
             finally:
-                self._note_cost(kind, time.thread_time() - started)
+                self._note_cost(kind, self._cpu_clock() - started)
 
         if self._pool is not None and not self._cache.loading(key) and self._inline_allowed(kind):
             self.inline_builds += 1
-            started = time.thread_time()
+            started = self._cpu_clock()
             try:
                 return self._cache.build_now(key, timed).plan
             finally:
-                self._spend(time.thread_time() - started)
+                self._spend(self._cpu_clock() - started)
 
         async def load() -> FrozenPlan:
             return await self.run_build(timed)
