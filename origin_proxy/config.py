@@ -353,6 +353,18 @@ class CorsSettings(_Frozen):
         return value
 
 
+class MallocSettings(_Frozen):
+    """glibc malloc thresholds set at start (server/malloc.py, mallopt(3)); 0 = glibc's own (dynamic) default.
+
+    `mmap_threshold_bytes`: blocks up to this size come from the heap and are reused, not mmapped and faulted in
+    again on every cold parse (glibc's ceiling is 32 MiB on 64-bit). `trim_threshold_bytes`: free memory above
+    this at the top of a heap goes back to the kernel.
+    """
+
+    mmap_threshold_bytes: int = Field(32 * 1024 * 1024, ge=0, le=32 * 1024 * 1024)
+    trim_threshold_bytes: int = Field(64 * 1024 * 1024, ge=0, le=2**31 - 1)
+
+
 class ServiceConfig(_Frozen):
     """The service config file. Every field has a default, so an empty file is valid.
 
@@ -373,6 +385,7 @@ class ServiceConfig(_Frozen):
     # without it) or `auto` (uvloop when installed). uvloop has no loop.sendfile: whole files then go out with
     # preads and writes (about a third of the sendfile speed). --event-loop overrides
     event_loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
+    malloc: MallocSettings = MallocSettings()
 
     @field_validator("access_log", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..config import AppConfig, ConfigError, load_config
 from ..sd_notify import Notifier
 from .app import make_app
+from .malloc import apply_malloc_settings
 from .observe import configure_access_log
 from .state import EDGE_STATE
 
@@ -73,6 +74,7 @@ async def serve(config: AppConfig, config_path: Path | None, remap_path: Path | 
     prints its own); `reuse_port` lets several processes bind the port (SO_REUSEPORT)."""
     notifier = Notifier()
     service = config.service
+    log.info("malloc thresholds: %s", apply_malloc_settings(service.malloc) or "C library defaults")
     app = make_app(config)
     runner = web.AppRunner(app, shutdown_timeout=service.shutdown_timeout_s,
                            keepalive_timeout=service.keepalive_timeout_s,
