@@ -19,7 +19,7 @@ from ..plan import Plan, SourceRange
 from ..remap import SourceRef
 from ..rewrite.clip import plan_clip
 from ..rewrite.params import ClipRequest, parse_clip_query
-from ..store.catalog import HeadKey, SourceVersion
+from ..store.catalog import HeadKey, MovieKey, SourceVersion
 from ..store.source import Source
 from .packaging import handle_package
 from .packaging_set import handle_set
@@ -58,9 +58,10 @@ async def handle_media(request: web.Request, ref: SourceRef | None = None) -> we
             plan = Plan(parts, content_type=content_type)
         else:
             movie_file = await cached_movie_file(ref, state, source)
-            key = HeadKey(SourceVersion(source.identity, source.validator), "clip",
-                          f"{clip.normalized()}\0{content_type}")
-            plan = await state.heads.plan(key, lambda: plan_clip(movie_file, clip, content_type))
+            version = SourceVersion(source.identity, source.validator)
+            key = HeadKey(version, "clip", f"{clip.normalized()}\0{content_type}")
+            plan = await state.heads.plan(key, lambda: plan_clip(movie_file, clip, content_type),
+                                          depends_on=MovieKey(version))
         return Planned(plan, clip.normalized() if clip else "",
                        ref.rule.cache_control or state.config.service.cache_control)
 

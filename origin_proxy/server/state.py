@@ -36,12 +36,15 @@ class EdgeState:
     @classmethod
     def from_config(cls, config: AppConfig) -> EdgeState:
         service = config.service
+        movies = MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s)
+        heads = HeadCache(service.cache.head_max_bytes, service.cache.head_ttl_s, service.cache.build_threads,
+                          inline_budget_s=service.cache.inline_build_budget_s)
+        heads.follow(movies)  # a clip head lives only as long as the movie whose tables it shares
         return cls(
             config=config,
             remap=RemapTable(config.remap.remap),
-            cache=MetadataCache(service.cache.max_bytes, service.cache.metadata_ttl_s),
-            heads=HeadCache(service.cache.head_max_bytes, service.cache.head_ttl_s, service.cache.build_threads,
-                            inline_budget_s=service.cache.inline_build_budget_s),
+            cache=movies,
+            heads=heads,
             limits=service.limits.media_limits(),
             l2=_l2_cache(config),
             upstream_versions=UpstreamVersions(service.upstream.version_ttl_s) if service.upstream.version_ttl_s

@@ -21,6 +21,27 @@ def _nbytes(value: Any) -> int:
     return max(1, int(value.nbytes))
 
 
+class _NotifyingTTLCache(TTLCache):
+    """A TTLCache that tells `on_remove(key)` about every entry it drops by itself: the least recently used one
+    evicted for room (`popitem`) and the expired ones (`expire`, which cachetools runs lazily, on the next store
+    or eviction)."""
+
+    def __init__(self, *args: Any, on_remove: Callable[[Hashable], None], **kwargs: Any) -> None:
+        self._on_remove = on_remove
+        super().__init__(*args, **kwargs)
+
+    def expire(self, time: float | None = None) -> list:
+        expired = super().expire(time)
+        for key, _value in expired:
+            self._on_remove(key)
+        return expired
+
+    def popitem(self) -> tuple:
+        key, value = super().popitem()
+        self._on_remove(key)
+        return key, value
+
+
 class MetadataCache:
     """Byte-bounded TTL cache with single-flight loads.
 
@@ -29,12 +50,17 @@ class MetadataCache:
         ttl_s: seconds an entry lives after it was stored.
         timer: monotonic clock in seconds (tests pass a fake one).
     Attributes:
+        on_remove: None, or called with the key of every entry evicted for room or expired (HeadCache.follow sets
+            it, to drop the clip heads that pin an evicted movie); not for a value that was never stored, nor for
+            `discard`.
         hits, misses: lookups answered from the cache / that had to wait for a load.
         loads: loader calls started (misses that found a load in flight do not start one).
     """
 
     def __init__(self, max_bytes: int, ttl_s: float, timer: Callable[[], float] = time.monotonic) -> None:
-        self._entries: TTLCache = TTLCache(maxsize=max_bytes, ttl=ttl_s, timer=timer, getsizeof=_nbytes)
+        self.on_remove: Callable[[Hashable], None] | None = None
+        self._entries: TTLCache = _NotifyingTTLCache(maxsize=max_bytes, ttl=ttl_s, timer=timer, getsizeof=_nbytes,
+                                                     on_remove=self._removed)
         self._in_flight: dict[Hashable, asyncio.Task] = {}
         self.hits = 0
         self.misses = 0
@@ -54,6 +80,14 @@ class MetadataCache:
         """The keys held now (store/catalog.py key types at the edge), expired ones left out."""
         self._entries.expire()
         return list(self._entries.keys())
+
+    def _removed(self, key: Hashable) -> None:
+        if self.on_remove is not None:
+            self.on_remove(key)
+
+    def discard(self, key: Hashable) -> None:
+        """Drop `key` if it is stored (on_remove is not called: the caller knows)."""
+        self._entries.pop(key, None)
 
     def get_now(self, key: Hashable) -> Any | None:
         """The cached value for `key` (counted as a hit), or None (not counted) when it is not cached."""

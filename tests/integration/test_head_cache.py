@@ -119,3 +119,39 @@ async def test_segments_and_fragments_share_cached_heads(edge_client, movie_60s)
     heads = client.app[EDGE_STATE].heads
     assert heads.builds == 1 and heads.hits == 1
     assert [key.kind for key in heads.keys()] == ["segment"]
+
+
+async def test_clip_heads_live_only_as_long_as_their_movie(edge_client, movie_60s, tmp_path):
+    """A clip head shares its movie's table bytes, so it must not outlive the movie in the metadata cache: with a
+    metadata cache that cannot hold the movie no clip head is kept (each one would pin a parsed movie outside both
+    byte budgets); with one that holds it, heads are kept, and an eviction of the movie takes its heads with it.
+    Every clip served either way is a whole, decodable file of the asked length."""
+    client = await edge_client(_file_rule(movie_60s.parent), cache={"max_bytes": 1})
+    heads = client.app[EDGE_STATE].heads
+    for start in (5, 17, 29):
+        resp = await client.get(f"/files/{movie_60s.name}?start={start}")
+        assert resp.status == 200
+        out = tmp_path / f"uncached-{start}.mp4"
+        out.write_bytes(await resp.read())
+        assert mediatools.decode_errors(out) == ""
+        assert abs(mediatools.duration_s(out) - (60 - start)) < 0.1
+    assert len(heads) == 0 and heads.current_bytes == 0
+    assert heads.builds == 3  # each was built and served, not kept
+
+    client = await edge_client(_file_rule(movie_60s.parent))
+    state = client.app[EDGE_STATE]
+    for start in (5, 17, 29):
+        resp = await client.get(f"/files/{movie_60s.name}?start={start}")
+        assert resp.status == 200
+        await resp.read()
+    assert len(state.heads) == 3
+    (movie_key,) = state.cache.keys()
+    state.cache._entries.popitem()  # the metadata cache evicts the movie (least recently used)
+    assert movie_key not in state.cache
+    assert len(state.heads) == 0 and state.heads.current_bytes == 0
+    resp = await client.get(f"/files/{movie_60s.name}?start=17")  # built again, from the movie loaded again
+    assert resp.status == 200
+    out = tmp_path / "again.mp4"
+    out.write_bytes(await resp.read())
+    assert abs(mediatools.duration_s(out) - 43) < 0.1
+    assert len(state.heads) == 1
