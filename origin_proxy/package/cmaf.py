@@ -30,6 +30,7 @@ from ..isobmff.build import box, box_header, full_box
 from ..isobmff.codecs import AUDIO_ENTRY_BYTES, QT_SOUND_V1_EXTRA, QT_SOUND_V2_EXTRA
 from ..isobmff.header import iter_boxes
 from ..isobmff.movie import Node, Track
+from ..isobmff.sample_window import composition_offsets, durations, sync_flags
 from ..plan import SourceRange
 from .segmenter import TrackTimeline
 
@@ -144,16 +145,17 @@ def cmaf_header(track: Track) -> bytes:
 
 def sample_records(timeline: TrackTimeline, index: int) -> np.ndarray:
     """trun sample records of segment `index` (0-based), in the track's timescale: duration, size, flags and
-    composition offset (with the timeline's composition shift). Raises IndexError outside 0..segment_count-1."""
+    composition offset (with the timeline's composition shift), from the sample table's runs for this window only
+    (isobmff/sample_window.py; nothing is cached). Raises IndexError outside 0..segment_count-1."""
     if not 0 <= index < timeline.segment_count:
         raise IndexError(f"segment {index} of {timeline.segment_count}")
     table = timeline.track.table
-    window = slice(int(timeline.first_sample[index]), int(timeline.stop_sample[index]))
-    samples = np.empty(window.stop - window.start, dtype=TRUN_SAMPLE)
-    samples["duration"] = table.duration_ticks[window]
-    samples["size"] = table.size_bytes[window]
-    samples["flags"] = np.where(table.is_sync[window], SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
-    samples["composition_offset"] = table.cts_offset_ticks[window] + timeline.composition_shift_ticks
+    first, stop = int(timeline.first_sample[index]), int(timeline.stop_sample[index])
+    samples = np.empty(stop - first, dtype=TRUN_SAMPLE)
+    samples["duration"] = durations(table, first, stop)
+    samples["size"] = table.size_bytes[first:stop]
+    samples["flags"] = np.where(sync_flags(table, first, stop), SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
+    samples["composition_offset"] = composition_offsets(table, first, stop) + timeline.composition_shift_ticks
     return samples
 
 

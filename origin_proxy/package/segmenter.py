@@ -19,7 +19,9 @@ the sync sample's, or earlier when leading pictures (open GOP: frames after the 
 order, before it in presentation order) open the segment. Every video segment starts with a sync sample;
 durations are the real ones.
 
-Cost: numpy over the samples once per presentation (cached by the edge); a Python loop over segments only.
+Cost: numpy over the samples once per presentation (cached by the edge); a Python loop over segments only. The
+per-sample arrays (decode times, composition offsets, durations) are made once per track and packaging from the
+sample table's runs (isobmff/sample_window.py) and dropped with it: nothing per sample stays on the cached table.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import numpy as np
 from ..errors import UnsupportedMedia
 from ..isobmff.movie import Movie, Track
 from ..isobmff.edits import presentation
+from ..isobmff.sample_table import SampleTable
+from ..isobmff.sample_window import composition_offsets, decode_times, durations, sync_samples
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,29 +82,50 @@ class TrackTimeline:
         return int(math.ceil(int(self.size_bytes.sum()) * 8 / seconds))
 
 
-def _shifts(track: Track, movie_timescale: int, delay_s: Fraction = Fraction(0)) -> tuple[int, int, int, Fraction]:
+@dataclass(frozen=True, eq=False)
+class _Samples:
+    """One track's per-sample values for one packaging, shape (N,) each, dtypes those of the SampleTable columns:
+    dts int64 (decode times from 0), cts int32 (composition offsets), duration int32 or int64, pts int64
+    (dts + cts); sync int64 sync sample indices, shape (K,)."""
+
+    dts: np.ndarray
+    cts: np.ndarray
+    duration: np.ndarray
+    pts: np.ndarray
+    sync: np.ndarray
+
+    @classmethod
+    def of(cls, table: SampleTable) -> _Samples:
+        n = table.sample_count
+        dts, cts = decode_times(table, 0, n), composition_offsets(table, 0, n)
+        return cls(dts, cts, durations(table, 0, n), dts + cts, sync_samples(table, 0, n))
+
+
+def _shifts(track: Track, movie_timescale: int, delay_s: Fraction = Fraction(0),
+            samples: _Samples | None = None) -> tuple[int, int, int, Fraction]:
     """(first kept sample, D, C, late_s) for a track presented `delay_s` seconds later than its source says; late_s
-    is how much later still it starts because D had to be raised (tfdt >= 0). See the module docstring."""
+    is how much later still it starts because D had to be raised (tfdt >= 0). See the module docstring.
+    `samples`: the track's _Samples when the caller has them."""
     table = track.table
+    s = samples if samples is not None else _Samples.of(table)
     ts = table.timescale
     pres = presentation(track, movie_timescale)
     lead_ticks = (pres.lead_s + delay_s) * ts
     composition_shift = 0
     if track.handler_type == b"vide" and table.has_ctts:
-        first_presented = int(np.argmin(table.dts_ticks + table.cts_offset_ticks))
-        composition_shift = -int(table.cts_offset_ticks[first_presented])
+        first_presented = int(np.argmin(s.pts))
+        composition_shift = -int(s.cts[first_presented])
     ideal = math.floor(lead_ticks - pres.media_time) - composition_shift
-    pts_end = table.dts_ticks + table.cts_offset_ticks + table.duration_ticks + composition_shift + ideal
     if track.handler_type == b"vide":
         # From the last sync sample presented at or before 0, so every frame shown from 0 on decodes.
-        pts = table.dts_ticks + table.cts_offset_ticks + composition_shift + ideal
-        sync = table.sync_indices
-        before = sync[pts[sync] <= 0]
+        sync = s.sync
+        before = sync[s.pts[sync] + composition_shift + ideal <= 0]
         first = int(before[-1]) if len(before) else int(sync[0]) if len(sync) else 0
     else:
+        pts_end = s.pts + s.duration + composition_shift + ideal
         first = int(np.searchsorted(pts_end, 0, side="right"))  # drop samples wholly before 0
         first = min(first, table.sample_count - 1)
-    decode_shift = max(ideal, -int(table.dts_ticks[first]))
+    decode_shift = max(ideal, -int(s.dts[first]))
     return first, decode_shift, composition_shift, Fraction(decode_shift - ideal, ts)
 
 
@@ -114,17 +139,18 @@ def _reference_track(movie: Movie) -> Track:
 
 
 def _boundaries_s(track: Track, first: int, decode_shift: int, composition_shift: int,
-                  target_duration_s: Fraction) -> list[Fraction]:
+                  target_duration_s: Fraction, samples: _Samples | None = None) -> list[Fraction]:
     """Presentation times (s) where segments start: the reference track's cut points."""
     table = track.table
+    s = samples if samples is not None else _Samples.of(table)
     ts = table.timescale
-    pts = table.dts_ticks[first:] + table.cts_offset_ticks[first:] + composition_shift + decode_shift
+    pts = s.pts[first:] + composition_shift + decode_shift
     if track.handler_type == b"vide":
-        sync = table.sync_indices[table.sync_indices >= first] - first
+        sync = s.sync[s.sync >= first] - first
         candidates = np.sort(pts[sync])
     else:
         candidates = pts  # audio only: any sample may start a segment
-    end_ticks = int((pts + table.duration_ticks[first:]).max())
+    end_ticks = int((pts + s.duration[first:]).max())
     starts = [Fraction(int(candidates[0]), ts)]
     k = 1
     while True:
@@ -143,17 +169,19 @@ def _boundaries_s(track: Track, first: int, decode_shift: int, composition_shift
 
 
 def track_timeline(track: Track, movie_timescale: int, boundaries_s: list[Fraction],
-                   delay_s: Fraction = Fraction(0)) -> TrackTimeline:
+                   delay_s: Fraction = Fraction(0), samples: _Samples | None = None) -> TrackTimeline:
     """Cut one track at the presentation times `boundaries_s` (the first is the presentation's start), the track
-    presented `delay_s` seconds later than its source says (the presentation's common delay, see segment_movie)."""
+    presented `delay_s` seconds later than its source says (the presentation's common delay, see segment_movie).
+    `samples`: the track's _Samples when the caller has them (made here otherwise)."""
     table = track.table
+    s = samples if samples is not None else _Samples.of(table)
     ts = table.timescale
-    first, decode_shift, composition_shift, _ = _shifts(track, movie_timescale, delay_s)
-    dts = table.dts_ticks + decode_shift
-    pts = dts + table.cts_offset_ticks + composition_shift
+    first, decode_shift, composition_shift, _ = _shifts(track, movie_timescale, delay_s, s)
+    dts = s.dts + decode_shift
+    pts = s.pts + (decode_shift + composition_shift)
     n = table.sample_count
     if track.handler_type == b"vide":
-        sync = table.sync_indices[table.sync_indices >= first]
+        sync = s.sync[s.sync >= first]
         order = np.argsort(pts[sync], kind="stable")
         sync, sync_pts = sync[order], pts[sync][order]
         starts = [first]
@@ -168,7 +196,7 @@ def track_timeline(track: Track, movie_timescale: int, boundaries_s: list[Fracti
         starts = sorted(set(starts))
     first_sample = np.array(starts, dtype=np.int64)
     stop_sample = np.append(first_sample[1:], n)
-    ends = pts + table.duration_ticks
+    ends = pts + s.duration
     presentation_time = np.minimum.reduceat(pts, first_sample)
     track_end = int(ends[first:].max())
     next_start = np.append(presentation_time[1:], track_end)
@@ -196,10 +224,14 @@ def segment_movie(movie: Movie, target_duration_s: Fraction = Fraction(4)) -> li
     reference = _reference_track(movie)
     # An edit starting after the reference video's sync sample delays that video (tfdt >= 0): delay every track
     # as much, so lip sync stays the source's. (Audio's own lateness is a part of a frame: not passed on.)
-    delay_s = _shifts(reference, movie.timescale)[3] if reference.handler_type == b"vide" else Fraction(0)
-    first, decode_shift, composition_shift, _ = _shifts(reference, movie.timescale, delay_s)
-    boundaries = _boundaries_s(reference, first, decode_shift, composition_shift, Fraction(target_duration_s))
-    cut = track_timeline(reference, movie.timescale, boundaries, delay_s)
+    samples = _Samples.of(reference.table)
+    delay_s = _shifts(reference, movie.timescale, samples=samples)[3] if reference.handler_type == b"vide" \
+        else Fraction(0)
+    first, decode_shift, composition_shift, _ = _shifts(reference, movie.timescale, delay_s, samples)
+    boundaries = _boundaries_s(reference, first, decode_shift, composition_shift, Fraction(target_duration_s),
+                               samples)
+    cut = track_timeline(reference, movie.timescale, boundaries, delay_s, samples)
+    del samples  # the reference's arrays go before the next track's are made
     # The other tracks are cut where each reference segment starts presenting, leading pictures included, so
     # audio and video segments cover the same presentation time (within one audio frame).
     starts = [boundaries[0]] + [Fraction(int(t), cut.timescale) for t in cut.presentation_time_ticks[1:]]

@@ -43,6 +43,7 @@ from ..isobmff.boxes.tfxd import TFXD_UUID, build_tfxd  # noqa: F401 (TFXD_UUID 
 from ..manifest import smooth as manifest_smooth
 from ..manifest.model import SegmentTimeline, SmoothQualityLevel, SmoothStreamIndex
 from ..isobmff.codecs import aac_specific_config, avc_parameter_sets, sample_entry_boxes
+from ..isobmff.sample_window import composition_offsets, decode_times, durations
 from ..plan import SourceRange
 from .cmaf import movie_fragment, sample_records
 from .tracks import Packaging, PackagedTrack
@@ -275,10 +276,10 @@ def smooth_fragment(stream: SmoothStream, level: QualityLevel, index: int) -> tu
     tl = level.track.timeline
     samples = sample_records(tl, index)
     table = tl.track.table
-    window = slice(int(tl.first_sample[index]), int(tl.stop_sample[index]))
-    dts = table.dts_ticks[window].astype(np.int64) + tl.decode_shift_ticks
-    pts = dts + table.cts_offset_ticks[window] + tl.composition_shift_ticks
-    decode_ends = np.append(dts[1:], dts[-1] + int(table.duration_ticks[window.stop - 1])) if len(dts) else dts
+    first, stop = int(tl.first_sample[index]), int(tl.stop_sample[index])
+    dts = decode_times(table, first, stop) + tl.decode_shift_ticks
+    pts = dts + composition_offsets(table, first, stop) + tl.composition_shift_ticks
+    decode_ends = np.append(dts[1:], dts[-1] + int(durations(table, stop - 1, stop)[0])) if len(dts) else dts
     dts_10 = rescale(dts, tl.timescale)
     start = int(stream.starts[index])
     samples["duration"] = rescale(decode_ends, tl.timescale) - dts_10

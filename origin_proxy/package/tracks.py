@@ -14,11 +14,11 @@ from functools import lru_cache
 from typing import Literal
 
 import langcodes
-import numpy as np
 
 from ..errors import NotFound, UnpackageableMedia
 from ..isobmff.codecs import SampleEntryInfo, describe_sample_entry
 from ..isobmff.movie import Movie
+from ..isobmff.sample_window import median_duration_ticks
 from .segmenter import TrackTimeline, segment_movie
 from .urls import representation_id
 
@@ -99,8 +99,8 @@ class PackagedTrack:
         """Frames per second of the track's typical frame: timescale / the median sample duration (video), e.g.
         Fraction(30000, 1001). The median, not the mean, so a long last frame or a few dropped frames do not
         lower it. Fraction(0) for a track without samples."""
-        durations = self.timeline.track.table.duration_ticks
-        median_ticks = int(round(float(np.median(durations)))) if len(durations) else 0
+        table = self.timeline.track.table
+        median_ticks = int(round(median_duration_ticks(table))) if table.sample_count else 0
         return Fraction(self.timeline.timescale, median_ticks) if median_ticks > 0 else Fraction(0)
 
 
