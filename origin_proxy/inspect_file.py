@@ -20,6 +20,7 @@ from .errors import FragmentedMedia, OriginError
 from .isobmff.codecs import describe_sample_entry
 from .isobmff.header import iter_boxes
 from .isobmff.movie import Track
+from .isobmff.sample_window import sync_samples
 from .store.moov import MediaLimits, MoovBlob, load_moov_bytes, movie_file_from_blob
 
 
@@ -51,8 +52,9 @@ def _track_report(track: Track, movie_timescale: int) -> dict[str, Any]:
     timescale = table.timescale
     entry = track.sample_entry
     info = describe_sample_entry(entry or b"", track.handler_type)
-    duration_ticks = int(table.dts_ticks[-1] + table.duration_ticks[-1]) if table.sample_count else 0
-    sync_times = table.dts_ticks[table.sync_indices]
+    duration_ticks = table.media_duration_ticks
+    sync = sync_samples(table, 0, table.sample_count)
+    sync_times = table.dts_at(sync)
     gop_s = None
     if len(sync_times) >= 2:
         gaps = np.diff(sync_times) / timescale
@@ -66,7 +68,7 @@ def _track_report(track: Track, movie_timescale: int) -> dict[str, Any]:
         "timescale": timescale,
         "duration_s": round(duration_ticks / timescale, 6),
         "sample_count": table.sample_count,
-        "sync_sample_count": int(len(table.sync_indices)),
+        "sync_sample_count": int(len(sync)),
         "gop_s": gop_s,
         "edit_list": [{"segment_duration_s": round(edit.segment_duration / movie_timescale, 6),
                        "media_time": edit.media_time} for edit in track.edits],
