@@ -12,12 +12,20 @@ first, middle and last Smooth fragment. Columns (median of N runs, each on a fre
 - `columns`: per-sample columns left on the sample tables (dts_ticks, duration_ticks, ...), which it counts;
 - `package ms`: package_movie alone (segmenting every track), and `all ms`: everything above.
 
-Not a test: numbers for BENCHMARKS.md. Run it in two trees (PYTHONPATH) to compare commits.
+With `--edge`, the same movies are also asked through an in-process edge (aiohttp test server, a file rule on the
+media folder): master.m3u8, every media playlist with its init and first segment, manifest.mpd and the Smooth
+Manifest with its first fragment of each StreamIndex; then `L1 total/moov` is everything the metadata cache counts
+(the MovieFile, the Packaging, the Smooth presentation, the rendered manifests) over the moov size.
+
+Not a test: numbers for BENCHMARKS.md. Run it in two trees (cwd) to compare commits.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import re
 import statistics
 import struct
 import time
@@ -107,12 +115,51 @@ def measure(path: Path, runs: int) -> dict:
             "package_ms": statistics.median(package_ms), "all_ms": statistics.median(all_ms)}
 
 
+async def _edge_total(path: Path) -> tuple[int, int]:
+    """(L1 metadata cache bytes, MovieFile.nbytes) after a player's worth of requests through an in-process edge."""
+    import xml.etree.ElementTree as ET
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from origin_proxy.config import AppConfig, ServiceConfig, parse_remap
+    from origin_proxy.server.app import make_app
+    from origin_proxy.server.state import EDGE_STATE
+
+    config = AppConfig(service=ServiceConfig.model_validate({"log_level": "ERROR", "cache": {"max_bytes": 8 << 30}}),
+                       remap=parse_remap({"remap": [{"from": "/m/", "to": "file://" + os.fspath(path.parent) + "/"}]},
+                                         Path.cwd()))
+    base = f"/m/{path.name}"
+    async with TestClient(TestServer(make_app(config))) as client:
+        async def get(url: str) -> bytes:
+            resp = await client.get(url)
+            body = await resp.read()
+            if resp.status != 200:
+                raise SystemExit(f"{url}: {resp.status}")
+            return body
+
+        master = (await get(f"{base}/master.m3u8")).decode()
+        for uri in re.findall(r'URI="([^"]+)"', master) + [l for l in master.splitlines() if l and l[0] != "#"]:
+            playlist = (await get(f"{base}/{uri}")).decode()
+            folder = uri.rsplit("/", 1)[0]
+            await get(f"{base}/{folder}/" + re.search(r'EXT-X-MAP:URI="([^"]+)"', playlist).group(1))
+            await get(f"{base}/{folder}/" + next(l for l in playlist.splitlines() if l.endswith(".m4s")))
+        await get(f"{base}/manifest.mpd")
+        for stream in ET.fromstring(await get(f"{base}/Manifest")).iter("StreamIndex"):
+            level, chunk = stream.find("QualityLevel"), stream.find("c")
+            await get(f"{base}/" + stream.get("Url").replace("{bitrate}", level.get("Bitrate"))
+                      .replace("{start time}", chunk.get("t", "0")))
+        cache = client.app[EDGE_STATE].cache
+        movie = next(v for v in (cache.get_now(k) for k in cache.keys()) if isinstance(v, MovieFile))
+        return cache.current_bytes, movie.nbytes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--movies", default=",".join(MOVIES))
     parser.add_argument("--media", type=Path, default=MEDIA, help="where the movies are (default bench/media)")
     parser.add_argument("--files", default="", help="other MP4 paths, comma-separated")
+    parser.add_argument("--edge", action="store_true", help="also the L1 cache's total through an in-process edge")
     args = parser.parse_args()
     paths = [args.media / f"{name}.mp4" for name in args.movies.split(",") if name]
     paths += [Path(p) for p in args.files.split(",") if p]
@@ -126,6 +173,14 @@ def main() -> None:
         r = measure(path, args.runs)
         print(f"| {r['movie']} | {r['moov_mb']:.2f} | {r['samples']} | {r['start_ratio']:.2f} | {r['ratio']:.2f} "
               f"| {r['columns']} | {r['package_ms']:.1f} | {r['all_ms']:.1f} |", flush=True)
+    if args.edge:
+        print("\n| movie | moov MB | MovieFile/moov (edge) | L1 total/moov (edge) |\n|---|---:|---:|---:|")
+        for path in paths:
+            if path.exists():
+                total, movie_bytes = asyncio.run(_edge_total(path))
+                moov_bytes = len(read_moov(path)[0])
+                print(f"| {path.stem} | {moov_bytes / 1e6:.2f} | {movie_bytes / moov_bytes:.2f} "
+                      f"| {total / moov_bytes:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
