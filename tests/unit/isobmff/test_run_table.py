@@ -12,6 +12,7 @@ file's end) against a straightforward per-sample reference.
 from __future__ import annotations
 
 import functools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from origin_proxy.isobmff.boxes.stsc import STSC_ENTRY
 from origin_proxy.isobmff.boxes.stts import STTS_ENTRY
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
+from origin_proxy.isobmff import sample_table
 from origin_proxy.isobmff.sample_table import build_sample_table
 
 MEDIA = sorted(p.relative_to(MEDIA_ROOT).as_posix() for d in ("mp4", "mov", "fate") for p in (MEDIA_ROOT / d).iterdir()
@@ -209,13 +211,14 @@ def _reference(stts, ctts, stss, stsc, sizes, offsets, file_size):
     chunk_first = np.concatenate(([0], np.cumsum(per_chunk)[:-1]))
     keep = (chunk_first < n) & (per_chunk > 0)
     chunk_first, offs = chunk_first[keep], offsets.astype(np.int64)[keep]
+    descriptions = np.repeat(stsc["sample_description_index"].astype(np.int64), runs)[keep]
     total = np.concatenate(([0], np.cumsum(sizes.astype(np.int64))))
     ends = offs + total[np.append(chunk_first[1:], n)] - total[chunk_first]
     if len(offs) and (int(offs.min()) < 0 or int(ends.max()) > file_size):
         return "outside"
     ascending = bool(np.all(offs[1:] >= ends[:-1]))
     sync = np.unique(stss.astype(np.int64) - 1) if stss is not None else np.arange(n)
-    return dts, durations, cts, sync, chunk_first, ascending
+    return dts, durations, cts, sync, chunk_first, ascending, descriptions
 
 
 @st.composite
@@ -232,7 +235,11 @@ def _tables(draw):
     stss = None
     if draw(st.booleans()):
         stss = np.array(draw(st.lists(st.integers(1, n), min_size=1, max_size=8)), ">u4")
-    sizes = np.array(draw(st.lists(st.integers(0, 500), min_size=n, max_size=n)), ">u4")
+    largest = draw(st.sampled_from([5, 500]))  # 5: most gaps between chunks clear the bound, 500: few do
+    if draw(st.integers(0, 4)) == 0:  # one size for every sample (the test may give it as stsz's sample_size)
+        sizes = np.full(n, draw(st.integers(1, largest)), ">u4")
+    else:
+        sizes = np.array(draw(st.lists(st.integers(0, largest), min_size=n, max_size=n)), ">u4")
     chunk_count = draw(st.integers(1, n + 3))
     entries = [(1, draw(st.integers(0, 4)))]
     for chunk in sorted(set(draw(st.lists(st.integers(2, max(chunk_count, 2)), max_size=4 if chunk_count > 1 else 0)))):
@@ -242,35 +249,58 @@ def _tables(draw):
     short = n - int((per * runs).sum())
     if short > 0:  # make the chunks hold every sample: the last run gets more per chunk, or a tail entry
         entries[-1] = (entries[-1][0], entries[-1][1] + -(-short // runs[-1]))
-    stsc = np.array([(c, k, 1) for c, k in entries], STSC_ENTRY)
+    descriptions = draw(st.sampled_from([[1], [1, 2]]))  # one stsd entry, or two
+    stsc = np.array([(c, k, draw(st.sampled_from(descriptions))) for c, k in entries], STSC_ENTRY)
     if draw(st.booleans()):  # in file order, back to back with gaps
         gaps = draw(st.lists(st.integers(0, 600), min_size=chunk_count, max_size=chunk_count))
         offsets = np.cumsum(np.array(gaps, np.int64)) + 8
     else:
         offsets = np.array(draw(st.lists(st.integers(0, 40_000), min_size=chunk_count, max_size=chunk_count)))
-    offsets = offsets.astype(">u4")
     file_size = int(offsets.max()) + draw(st.sampled_from([0, 100, 2500, 40_000]))
+    box = draw(st.sampled_from(["stco", "co64", "co64 past 4 GiB"]))
+    if box == "co64 past 4 GiB":  # 64-bit arithmetic throughout
+        offsets, file_size = offsets + 5 * 2**30, file_size + 5 * 2**30
+    offsets = offsets.astype(">u4" if box == "stco" else ">u8")
     return stts, ctts, stss, stsc, sizes, offsets, file_size
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_tables(), st.data())
 def test_random_tables_equal_the_per_sample_reference(tables, data):
+    _check_against_reference(tables, data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_tables(), st.data(), st.sampled_from([(2, 1, 1), (2, 2, 2), (1, 1000, 3)]))
+def test_random_tables_through_every_way_of_summing_chunks(tables, data, thresholds):
+    """The chunk check sums a chunk's bytes from slices of long runs (at least _LONG_RUN chunks, at most
+    _MAX_SLICED_RUNS of them), by gathers for chunks of up to _LANES samples, else by the index of their samples.
+    Real files need hundreds of chunks to reach the first two; small thresholds send these small tables through
+    every way, with the same answers and refusals."""
+    long_run, sliced_runs, lanes = thresholds
+    with mock.patch.multiple(sample_table, _LONG_RUN=long_run, _MAX_SLICED_RUNS=sliced_runs, _LANES=lanes):
+        _check_against_reference(tables, data)
+
+
+def _check_against_reference(tables, data):
     stts, ctts, stss, stsc, sizes, offsets, file_size = tables
     n = len(sizes)
     expected = _reference(*tables)
+    uniform = int(sizes.min()) == int(sizes.max()) > 0 and data.draw(st.booleans())  # stsz's sample_size form
+    stsz = (int(sizes[0]), n, None) if uniform else (0, n, sizes)
     try:
         table = build_sample_table(timescale=1000, stts=stts, ctts=ctts, stss=stss, stsc=stsc,
-                                   stsz=(0, n, sizes), chunk_offsets=offsets, file_size=file_size,
+                                   stsz=stsz, chunk_offsets=offsets, file_size=file_size,
                                    max_samples=10**6, box_path="stbl")
     except MalformedBox as exc:
         assert isinstance(expected, str) and expected in str(exc), exc
         event(f"refused: {expected}")
         return
     assert not isinstance(expected, str), expected
-    dts, durations, cts, sync, chunk_first, ascending = expected
+    dts, durations, cts, sync, chunk_first, ascending, descriptions = expected
     event(f"accepted, ascending={ascending}")
     assert table.chunks.ascending == ascending
+    assert table.chunks.sample_description_index(0, len(chunk_first) - 1).tolist() == descriptions.tolist()
     assert table.chunks.first_sample[:-1].tolist() == chunk_first.tolist()
     assert table.dts_ticks.tolist() == dts.tolist() and table.cts_offset_ticks.tolist() == cts.tolist()
     assert table.duration_ticks.tolist() == durations.tolist()
