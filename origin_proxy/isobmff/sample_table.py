@@ -77,6 +77,30 @@ class Runs:
         entries[entry.names[1]] = values[starts]
         return cls(_frozen(entries), _frozen(first_sample))
 
+    @classmethod
+    def from_box(cls, entries: np.ndarray, n: int) -> tuple[Runs, int]:
+        """Canonical runs of a box's entries (structured big-endian view, shape (R,)) over N = `n` samples: cut at
+        N samples, or padded with one run of value 0 up to N. Returns (runs, the samples the box's counts cover).
+        When the entries are canonical and cover N already they are kept as they are (a view, no copy), after one
+        pass for the cumulative counts and two for the checks."""
+        count_field, value_field = entries.dtype.names
+        first_sample = np.zeros(len(entries) + 1, dtype=np.int64)
+        np.cumsum(entries[count_field], dtype=np.int64, out=first_sample[1:])
+        covered = int(first_sample[-1])
+        values = entries[value_field]
+        if covered == n and (len(entries) == 0 or (int(entries[count_field].min()) > 0
+                                                   and not bool((values[1:] == values[:-1]).any()))):
+            return cls(_frozen(entries), _frozen(first_sample)), covered
+        counts, values = np.diff(first_sample), values.astype(np.int64)
+        if covered > n:  # cut the surplus from the end of the run list
+            keep = first_sample[:-1] < n
+            counts, values = counts[keep], values[keep]
+            if len(counts):  # none is kept for a track without samples
+                counts[-1] -= int(first_sample[len(counts)]) - n
+        elif covered < n:
+            counts, values = np.append(counts, n - covered), np.append(values, 0)
+        return cls.from_entries(counts, values, entries.dtype), covered
+
     def window(self, first: int, stop: int) -> tuple[int, list]:
         """The entries of samples [first, stop) (0 <= first < stop <= N): (entry_count, payload pieces), the first
         and last runs cut to the window; the middle entries are zero-copy uint8 views of `entries`."""
@@ -534,36 +558,19 @@ def build_sample_table(
     n = sample_count
 
     # stts (§8.6.1.2): counts must cover exactly the stsz samples.
-    counts = stts["sample_count"].astype(np.int64)
-    if int(counts.sum()) != n:
-        raise MalformedBox(box_path + "/stts", f"covers {int(counts.sum())} samples, stsz has {n}")
-    deltas = stts["sample_delta"].astype(np.int64)
-    stts_runs = Runs.from_entries(counts, deltas, STTS_ENTRY, source=stts)
+    stts_runs, covered = Runs.from_box(stts, n)
+    if covered != n:
+        raise MalformedBox(box_path + "/stts", f"covers {covered} samples, stsz has {n}")
+    deltas = stts_runs.values
     wide = bool(len(deltas)) and int(deltas.max()) >= 2**31
-    run_counts = np.diff(stts_runs.first_sample)
-    run_dts = np.zeros(len(run_counts) + 1, dtype=np.int64)
-    np.cumsum(run_counts * stts_runs.values.astype(np.int64), out=run_dts[1:])
+    run_dts = np.zeros(len(deltas) + 1, dtype=np.int64)
+    np.cumsum(np.multiply(np.diff(stts_runs.first_sample), deltas, dtype=np.int64), out=run_dts[1:])
 
     # ctts (§8.6.1.3): cut at N samples, or padded with offset 0 up to N.
     ctts_runs = None
     cts_min = cts_max = 0
     if ctts is not None:
-        ccounts = ctts["sample_count"].astype(np.int64)
-        offsets = ctts["sample_offset"].astype(np.int64)
-        source = ctts
-        ends = np.cumsum(ccounts)
-        if len(ends) and int(ends[-1]) > n:  # cut the surplus from the end of the run list
-            keep = ends - ccounts < n
-            ccounts, offsets = ccounts[keep], offsets[keep]
-            if len(ccounts):  # none is kept for a track without samples
-                ccounts[-1] -= int(ccounts.sum()) - n
-            source = None
-        covered = int(ccounts.sum())
-        if covered < n:
-            ccounts, offsets = np.append(ccounts, n - covered), np.append(offsets, 0)
-            source = None
-        ctts_runs = Runs.from_entries(ccounts, offsets, CTTS_ENTRY, source=source,
-                                      ends=ends if source is not None else None)
+        ctts_runs, _ = Runs.from_box(ctts, n)
         if n:
             values = ctts_runs.values
             cts_min, cts_max = int(values.min()), int(values.max())
@@ -606,14 +613,22 @@ def build_sample_table(
 
 
 def _composition_end(table: SampleTable) -> int:
-    """max(dts + cts + duration) over the samples, from the run boundaries: within a piece where the stts delta
-    and the ctts offset are both constant dts + cts + duration grows with the sample, so only the last sample of
-    each piece counts, and the pieces end where a stts or a ctts run ends. O(R_stts + R_ctts) searches."""
+    """max(dts + cts + duration) over the samples. The last sample's end is a lower bound of it, and a sample
+    whose decode ends more than cts_max - cts(last) before the last one's cannot pass it: so the samples decoded
+    in that final stretch (a few frames in real files) are enough, one by one. Else from the run boundaries:
+    within a piece where the stts delta and the ctts offset are both constant dts + cts + duration grows with the
+    sample, so only the last sample of each piece counts, and the pieces end where a stts or a ctts run ends.
+    O(log R + tail), else O(R_stts + R_ctts) searches."""
     n = table.sample_count
     if n == 0:
         return 0
     if table.ctts is None:  # presentation ends with the last decode
         return table.media_duration_ticks
+    last = table.media_duration_ticks + table.cts_at(n - 1)
+    first = max(table.dts_searchsorted(last - table.cts_max_ticks, side="left") - 1, 0)
+    if n - first <= _TAIL_SAMPLES:
+        ends = table.dts_window(first, n) + table.stts.expand(first, n) + table.cts_window(first, n)
+        return int(ends.max())
     ctts_next = table.ctts.first_sample[1:]  # the sample after each run's last: its dts is that last's dts + duration
     stts_last = table.stts.first_sample[1:] - 1
     if len(table.stts.entries) == 1:  # one duration: dts + duration of sample s - 1 is s x delta
@@ -623,6 +638,9 @@ def _composition_end(table: SampleTable) -> int:
     at_ctts += table.ctts.values
     at_stts = table.run_dts_ticks[1:] + table.cts_at(stts_last)
     return max(int(at_ctts.max()), int(at_stts.max()))
+
+
+_TAIL_SAMPLES = 4096  # at most this many samples are looked at one by one for the composition end
 
 
 def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n: int, file_size: int,

@@ -271,14 +271,16 @@ def test_random_tables_equal_the_per_sample_reference(tables, data):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_tables(), st.data(), st.sampled_from([(2, 1, 1), (2, 2, 2), (1, 1000, 3)]))
+@given(_tables(), st.data(), st.sampled_from([(2, 1, 1, 0), (2, 2, 2, 4096), (1, 1000, 3, 0)]))
 def test_random_tables_through_every_way_of_summing_chunks(tables, data, thresholds):
     """The chunk check sums a chunk's bytes from slices of long runs (at least _LONG_RUN chunks, at most
     _MAX_SLICED_RUNS of them), by gathers for chunks of up to _LANES samples, else by the index of their samples.
     Real files need hundreds of chunks to reach the first two; small thresholds send these small tables through
-    every way, with the same answers and refusals."""
-    long_run, sliced_runs, lanes = thresholds
-    with mock.patch.multiple(sample_table, _LONG_RUN=long_run, _MAX_SLICED_RUNS=sliced_runs, _LANES=lanes):
+    every way, with the same answers and refusals. The composition end is looked for in the last samples one by
+    one (up to _TAIL_SAMPLES of them), else over all the runs: 0 sends these tables the second way."""
+    long_run, sliced_runs, lanes, tail = thresholds
+    with mock.patch.multiple(sample_table, _LONG_RUN=long_run, _MAX_SLICED_RUNS=sliced_runs, _LANES=lanes,
+                             _TAIL_SAMPLES=tail):
         _check_against_reference(tables, data)
 
 
