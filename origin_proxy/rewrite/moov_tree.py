@@ -197,6 +197,19 @@ def _moov_pieces(movie_file: MovieFile, cuts: list[TrackCut], chunks: list[_Chun
     return _container(b"moov", *_serialize(movie_file.movie.moov, replace))
 
 
+def _kept_span(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list, int, int]:
+    """Each cut's kept chunks (_kept_chunks) and the file bytes [low, high) the clip's samples span, (0, 0) when
+    no cut keeps a chunk (an edit that presents none of the samples: an empty mdat)."""
+    chunks, low, high = [], movie_file.file_size, 0
+    for cut in cuts:
+        kept, cut_low, cut_high = _kept_chunks(cut)
+        chunks.append(kept)
+        low, high = min(low, cut_low), max(high, cut_high)
+    if high < low:
+        low = high = 0
+    return chunks, low, high
+
+
 def write_clip_tree(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[Generated], SourceRange]:
     """(the head: ftyp + moov + mdat header as Plan parts, the source range that is the mdat payload), by the
     tree walk.
@@ -208,13 +221,7 @@ def write_clip_tree(movie_file: MovieFile, cuts: list[TrackCut]) -> tuple[list[G
     Args:
         cuts: at least one TrackCut, from select.select.
     """
-    chunks, low, high = [], movie_file.file_size, 0
-    for cut in cuts:
-        kept, cut_low, cut_high = _kept_chunks(cut)
-        chunks.append(kept)
-        low, high = min(low, cut_low), max(high, cut_high)
-    if high < low:  # no cut keeps a chunk (e.g. an edit that presents none of the samples): an empty mdat
-        low = high = 0
+    chunks, low, high = _kept_span(movie_file, cuts)
     mdat_header = box_header(b"mdat", high - low)
     for wide in (False, True):
         pieces, moov_bytes = _moov_pieces(movie_file, cuts, chunks, wide)
