@@ -28,7 +28,8 @@ from .boxes.stts import parse_stts
 from .boxes.tkhd import parse_tkhd
 from .codecs import first_sample_entry
 from .header import fourcc_name, iter_boxes
-from .sample_table import SampleTable, build_sample_table
+from .sample_table import SampleTable
+from .stbl import build_sample_table
 
 # The containers we descend into, per parent (§8.1-8.7): the walk follows the spec's tree, so its depth is
 # bounded (moov/trak/mdia/minf/stbl) however the boxes of a hostile file nest. Anything else is a leaf.

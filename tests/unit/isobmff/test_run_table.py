@@ -1,4 +1,4 @@
-"""The run-level sample table (isobmff/sample_table.py) against ffprobe and against its own eager columns.
+"""The run-level sample table (isobmff/sample_table.py, built by isobmff/stbl.py) against ffprobe and against its own eager columns.
 
 The clip path asks the table questions without making per-sample columns: decode and composition times of
 samples, the sample at a decode time, offsets and byte spans, sync samples in a window, where the presentation
@@ -27,8 +27,8 @@ from origin_proxy.isobmff.boxes.stsc import STSC_ENTRY
 from origin_proxy.isobmff.boxes.stts import STTS_ENTRY
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
-from origin_proxy.isobmff import sample_table
-from origin_proxy.isobmff.sample_table import build_sample_table
+from origin_proxy.isobmff import stbl
+from origin_proxy.isobmff.stbl import build_sample_table
 
 MEDIA = sorted(p.relative_to(MEDIA_ROOT).as_posix() for d in ("mp4", "mov", "fate") for p in (MEDIA_ROOT / d).iterdir()
                if p.suffix in (".mp4", ".mov", ".m4a"))
@@ -279,7 +279,7 @@ def test_random_tables_through_every_way_of_summing_chunks(tables, data, thresho
     every way, with the same answers and refusals. The composition end is looked for in the last samples one by
     one (up to _TAIL_SAMPLES of them), else over all the runs: 0 sends these tables the second way."""
     long_run, sliced_runs, lanes, tail = thresholds
-    with mock.patch.multiple(sample_table, _LONG_RUN=long_run, _MAX_SLICED_RUNS=sliced_runs, _LANES=lanes,
+    with mock.patch.multiple(stbl, _LONG_RUN=long_run, _MAX_SLICED_RUNS=sliced_runs, _LANES=lanes,
                              _TAIL_SAMPLES=tail):
         _check_against_reference(tables, data)
 

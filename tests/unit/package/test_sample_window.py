@@ -25,7 +25,7 @@ from origin_proxy.isobmff.boxes.stsc import STSC_ENTRY
 from origin_proxy.isobmff.boxes.stts import STTS_ENTRY
 from origin_proxy.isobmff.header import iter_boxes
 from origin_proxy.isobmff.movie import parse_moov
-from origin_proxy.isobmff.sample_table import build_sample_table
+from origin_proxy.isobmff.stbl import build_sample_table
 from origin_proxy.isobmff.sample_window import (composition_offsets, decode_times, durations,
                                                 median_duration_ticks, sync_flags, sync_samples)
 

@@ -1,0 +1,378 @@
+"""The stbl box (ISO/IEC 14496-12 §8.5.1) read into a SampleTable: its tables (stts, ctts, stss, stsc, stsz,
+stco/co64, already parsed into big-endian views by boxes/) checked against each other and the file, and kept at
+run level (sample_table.py holds the type and the questions asked of it).
+
+Totals enforced: stts counts sum to the stsz sample_count; stsc, walked over the stco chunks, places at least
+that many samples; every sample lies inside the file, checked from each chunk's exact byte count. ctts that covers
+fewer samples than stsz is padded with offset 0 (players do the same); more is cut. Every check is a vector pass
+over runs, chunks or sizes: no Python loop over samples and no per-sample array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MalformedBox, UnsupportedMedia
+from .sample_table import ChunkMap, Runs, SampleTable, _frozen
+
+
+def build_sample_table(
+    *,
+    timescale: int,
+    stts: np.ndarray,
+    ctts: np.ndarray | None,
+    stss: np.ndarray | None,
+    stsc: np.ndarray,
+    stsz: tuple[int, int, np.ndarray | None],
+    chunk_offsets: np.ndarray,
+    file_size: int,
+    max_samples: int,
+    box_path: str,
+) -> SampleTable:
+    """Check the parsed stbl tables against each other and the file, and keep them at run level. O(R + C + K)
+    vector work plus a pass over the sizes (their maximum); no per-sample array is made.
+
+    Args:
+        stts, ctts, stsc: structured entry views from boxes/; stss: 1-based sample numbers.
+        stsz: (sample_size, sample_count, entry_size or None) from parse_stsz; the table view is kept as it is.
+        chunk_offsets: stco/co64 offsets, shape (C,); a stco view is kept as it is.
+        file_size: bytes; every sample must lie inside the file.
+        max_samples: configured bound on N.
+    Raises:
+        MalformedBox: tables that contradict each other or point outside the file.
+        UnsupportedMedia: N over max_samples.
+    """
+    sample_size, sample_count, entry_size = stsz
+    if sample_count > max_samples:
+        raise UnsupportedMedia(f"track has {sample_count} samples, over the limit of {max_samples}", box_path=box_path)
+    n = sample_count
+
+    # stts (§8.6.1.2): counts must cover exactly the stsz samples.
+    stts_runs, covered = Runs.from_box(stts, n)
+    if covered != n:
+        raise MalformedBox(box_path + "/stts", f"covers {covered} samples, stsz has {n}")
+    deltas = stts_runs.values
+    wide = bool(len(deltas)) and int(deltas.max()) >= 2**31
+    run_dts = np.zeros(len(deltas) + 1, dtype=np.int64)
+    np.cumsum(np.multiply(np.diff(stts_runs.first_sample), deltas, dtype=np.int64), out=run_dts[1:])
+
+    # ctts (§8.6.1.3): cut at N samples, or padded with offset 0 up to N.
+    ctts_runs = None
+    cts_min = cts_max = 0
+    if ctts is not None:
+        ctts_runs, _ = Runs.from_box(ctts, n)
+        if n:
+            values = ctts_runs.values
+            cts_min, cts_max = int(values.min()), int(values.max())
+
+    # stsz (§8.7.3.2): a broadcast constant, or the table's own big-endian view.
+    if entry_size is None:
+        size = np.broadcast_to(np.array(sample_size, ">u4"), (n,))
+    else:
+        size = _frozen(entry_size[:n])
+
+    # stss (§8.6.2): 1-based, each in 1..N; kept sorted and unique as 0-based indices.
+    stss_indices = None
+    if stss is not None:
+        numbers = stss.astype(np.int64)
+        if len(numbers) and (int(numbers.min()) < 1 or int(numbers.max()) > n):
+            raise MalformedBox(box_path + "/stss", f"sample number outside 1..{n}")
+        if len(numbers) > 1 and not bool(np.all(numbers[1:] > numbers[:-1])):
+            numbers = np.unique(numbers)
+        numbers -= 1
+        stss_indices = _frozen(numbers)
+
+    chunks = _chunk_map(stsc, chunk_offsets, size, n, file_size, box_path)
+    table = SampleTable(
+        timescale=timescale,
+        size_bytes=size,
+        stss_indices=stss_indices,
+        chunks=chunks,
+        stts=stts_runs,
+        ctts=ctts_runs,
+        run_dts_ticks=_frozen(run_dts),
+        wide_durations=wide,
+        uniform_size_bytes=sample_size if entry_size is None else 0,
+        cts_min_ticks=cts_min,
+        cts_max_ticks=cts_max,
+        composition_end_ticks=0,
+        has_ctts=ctts is not None,
+    )
+    object.__setattr__(table, "composition_end_ticks", _composition_end(table))
+    return table
+
+
+def _composition_end(table: SampleTable) -> int:
+    """max(dts + cts + duration) over the samples. The last sample's end is a lower bound of it, and a sample
+    whose decode ends more than cts_max - cts(last) before the last one's cannot pass it: so the samples decoded
+    in that final stretch (a few frames in real files) are enough, one by one. Else from the run boundaries:
+    within a piece where the stts delta and the ctts offset are both constant dts + cts + duration grows with the
+    sample, so only the last sample of each piece counts, and the pieces end where a stts or a ctts run ends.
+    O(log R + tail), else O(R_stts + R_ctts) searches."""
+    n = table.sample_count
+    if n == 0:
+        return 0
+    if table.ctts is None:  # presentation ends with the last decode
+        return table.media_duration_ticks
+    last = table.media_duration_ticks + table.cts_at(n - 1)
+    first = max(table.dts_searchsorted(last - table.cts_max_ticks, side="left") - 1, 0)
+    if n - first <= _TAIL_SAMPLES:
+        ends = table.dts_window(first, n) + table.stts.expand(first, n) + table.cts_window(first, n)
+        return int(ends.max())
+    ctts_next = table.ctts.first_sample[1:]  # the sample after each run's last: its dts is that last's dts + duration
+    stts_last = table.stts.first_sample[1:] - 1
+    if len(table.stts.entries) == 1:  # one duration: dts + duration of sample s - 1 is s x delta
+        at_ctts = ctts_next * int(table._stts_deltas[0])
+    else:
+        at_ctts = table.dts_at(ctts_next - 1) + table.duration_at(ctts_next - 1)
+    at_ctts += table.ctts.values
+    at_stts = table.run_dts_ticks[1:] + table.cts_at(stts_last)
+    return max(int(at_ctts.max()), int(at_stts.max()))
+
+
+_TAIL_SAMPLES = 4096  # at most this many samples are looked at one by one for the composition end
+
+
+def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n: int, file_size: int,
+               box_path: str) -> ChunkMap:
+    """stsc + stco/co64 (§8.7.4, §8.7.5) as a ChunkMap, checked: first_chunk increasing from 1, the chunks hold at
+    least N samples (phantom samples past N are cut), every chunk lies inside the file. O(R) on the stsc runs, then
+    the exact bytes of every chunk (_chunk_bytes) against the offsets in a few vector passes. Raises MalformedBox."""
+    chunk_count = len(chunk_offsets)
+    first_chunk = stsc["first_chunk"].astype(np.int64)
+    if n and (len(first_chunk) == 0 or chunk_count == 0):
+        raise MalformedBox(box_path + "/stsc", f"{n} samples but {len(first_chunk)} stsc entries and {chunk_count} chunks")
+    if len(first_chunk):
+        if first_chunk[0] != 1 or bool((first_chunk[1:] <= first_chunk[:-1]).any()) \
+                or first_chunk[-1] > max(chunk_count, 1):
+            raise MalformedBox(box_path + "/stsc", f"first_chunk values are not increasing from 1 within {chunk_count} chunks")
+    run_chunks = np.diff(first_chunk, append=chunk_count + 1)  # >= 1, except [0] for one entry over no chunk
+    per_entry = stsc["samples_per_chunk"].astype(np.int64)
+    if len(per_entry) and int(per_entry.max()) > n:
+        # One chunk cannot hold more samples than the track has. (A last chunk that runs past the
+        # final sample is tolerated below; this is the hostile form of it, which would turn every
+        # later chunk into a phantom.)
+        raise MalformedBox(box_path + "/stsc", f"samples_per_chunk {int(per_entry.max())} exceeds the track's {n} samples")
+    # Now per_entry <= n and the runs hold chunk_count chunks in all, so the samples they place are at most
+    # n x chunk_count: int64 cannot overflow below 2**61. Above, an upper bound in floats first.
+    if n * chunk_count > 2**61 and float((per_entry.astype(np.float64) * run_chunks).sum()) > 2**62:
+        raise MalformedBox(box_path + "/stsc", "samples_per_chunk values overflow")
+    run_first_sample = np.zeros(len(per_entry) + 1, dtype=np.int64)
+    np.cumsum(per_entry * run_chunks, out=run_first_sample[1:])
+    placed = int(run_first_sample[-1])
+    if placed < n:
+        raise MalformedBox(box_path + "/stsc", f"chunks hold {placed} samples, stsz has {n}")
+    sdi = stsc["sample_description_index"]
+    offsets_view = chunk_offsets
+    cut = False
+    # Chunks that hold no sample are dropped: they have no place in a rewritten stco.
+    if len(per_entry) and (int(per_entry.min()) == 0 or int(run_chunks[-1]) == 0):
+        holding = (per_entry > 0) & (run_chunks > 0)
+        if bool((per_entry[run_chunks > 0] == 0).any()):  # chunks to leave out of the offsets
+            offsets_view = chunk_offsets[np.repeat(per_entry > 0, run_chunks)[:chunk_count]]
+        per_entry, run_chunks, sdi = per_entry[holding], run_chunks[holding], sdi[holding]
+        run_first_sample = np.zeros(len(per_entry) + 1, dtype=np.int64)
+        np.cumsum(per_entry * run_chunks, out=run_first_sample[1:])
+        cut = True
+    if placed > n:  # trailing chunks hold phantom samples: cut them (the last one may become partial)
+        last = int(run_first_sample[:-1].searchsorted(n, side="left")) - 1  # the run holding sample n - 1
+        inside = n - int(run_first_sample[last])
+        whole, partial = divmod(inside, int(per_entry[last]))
+        per_entry, run_chunks, sdi = per_entry[: last + 1].copy(), run_chunks[: last + 1].copy(), sdi[: last + 1]
+        run_chunks[last] = whole
+        if partial:
+            per_entry, run_chunks, sdi = np.append(per_entry, partial), np.append(run_chunks, 1), np.append(sdi, sdi[last])
+        if whole == 0:  # the run holds only the partial chunk
+            per_entry, run_chunks, sdi = np.delete(per_entry, last), np.delete(run_chunks, last), np.delete(sdi, last)
+        run_first_sample = np.zeros(len(per_entry) + 1, dtype=np.int64)
+        np.cumsum(per_entry * run_chunks, out=run_first_sample[1:])
+        cut = True
+    if cut:
+        run_first_chunk = np.zeros(len(per_entry) + 1, dtype=np.int64)
+        np.cumsum(run_chunks, out=run_first_chunk[1:])
+    else:  # every run as stsc gives it: its first chunk, 0-based
+        run_first_chunk = np.append(first_chunk, chunk_count + 1) - 1
+    kept_chunks = int(run_first_chunk[-1])
+    # Canonical runs: neighbours with the same sample count and description are one run.
+    one_description = len(sdi) == 0 or int(sdi.min()) == int(sdi.max())
+    if len(per_entry) > 1:
+        same = per_entry[1:] == per_entry[:-1]
+        if not one_description:
+            same &= sdi[1:] == sdi[:-1]
+        if bool(same.any()):
+            keep = np.concatenate(([True], ~same, [True]))
+            run_first_chunk, run_first_sample = run_first_chunk[keep], run_first_sample[keep]
+            per_entry, sdi = per_entry[keep[:-1]], sdi[keep[:-1]]
+    chunk_offset = offsets_view[:kept_chunks]  # still a view of the box unless empty chunks were left out
+    ascending, offset_bytes = _check_chunks(chunk_offset, size, run_first_chunk, run_first_sample, per_entry,
+                                            file_size, box_path)
+    return ChunkMap(
+        offset_bytes=_frozen(offset_bytes),
+        run_first_chunk=_frozen(run_first_chunk),
+        run_first_sample=_frozen(run_first_sample),
+        # uint32 (stsc's own field width) and, for the one stsd entry nearly every file has, a broadcast: in the
+        # cache the run arrays of an audio track with alternating chunk sizes are a fair part of the moov.
+        run_samples_per_chunk=_frozen(per_entry.astype(np.uint32)),
+        run_description_index=np.broadcast_to(np.array(sdi[:1], np.int64), sdi.shape) if one_description
+        else _frozen(sdi.astype(np.int64)),
+        ascending=ascending,
+    )
+
+
+def _check_chunks(chunk_offset: np.ndarray, size: np.ndarray, run_first_chunk: np.ndarray,
+                  run_first_sample: np.ndarray, per: np.ndarray, file_size: int,
+                  box_path: str) -> tuple[bool, np.ndarray]:
+    """Check that every chunk (offset, shape (C,), and the bytes of its samples) lies inside the file, and
+    whether the chunks are in file order without overlap (ChunkMap.ascending). Returns (ascending, the offsets to
+    keep: stco's view, or for co64 uint32 under 4 GiB, else int64). Raises MalformedBox.
+
+    Exact: chunks in order need offset[i] + bytes[i] <= offset[i + 1], the last one ending inside the file; else
+    every chunk's end is checked against the file. When the offsets are in order, a chunk followed by a gap of at
+    least (the most samples a chunk holds) x (the largest sample) cannot reach the next one, so bytes are summed
+    only for the chunks the gap does not clear, unless they are most of them (then for all, _chunk_bytes). Sums
+    and gaps are uint32 when they cannot overflow it, as are the offsets of a file under 4 GiB: half the memory
+    traffic of int64. O(C) passes, plus O(N) when most chunks need sums."""
+    outside = MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
+    stco = chunk_offset.dtype.itemsize == 4
+    if stco:
+        offsets = chunk_offset.astype(np.uint32)  # a native copy: every pass below reads it
+    else:  # co64 past 2**63 turns negative here, and is refused
+        offsets = chunk_offset.astype(np.int64)
+        if len(offsets) and (int(offsets.min()) < 0 or int(offsets.max()) > file_size):
+            raise outside
+        if file_size < 2**32:  # as stco itself; else int64: arithmetic with it must go through int64
+            offsets = offsets.astype(np.uint32)
+    kept = chunk_offset if stco else offsets
+    if len(offsets) == 0:
+        return True, kept
+    uniform = size.strides[0] == 0
+    native = size if uniform else size.astype(np.uint32)
+    bound = int(native[0] if uniform else native.max()) * int(per.max())  # no chunk holds more bytes
+    dtype = np.uint32 if offsets.dtype == np.uint32 and bound < 2**32 else np.int64
+    nbytes = None
+    if bool((offsets[1:] >= offsets[:-1]).all()):  # in order: the gaps are exact in the offsets' own type
+        gaps = offsets[1:] - offsets[:-1]
+        tight = np.flatnonzero(gaps < bound) if dtype == np.uint32 else None
+        if tight is not None and len(tight) * 8 < len(gaps):
+            tight = np.append(tight, len(offsets) - 1)  # and the last chunk, against the end of the file
+            sums = _sums_of(native, uniform, run_first_chunk, run_first_sample, per, tight, dtype)
+            in_order = bool((sums[:-1] <= gaps[tight[:-1]]).all())
+            last_bytes = int(sums[-1])
+        else:
+            nbytes = _chunk_bytes(native, uniform, run_first_chunk, run_first_sample, per, dtype)
+            in_order = bool((nbytes[:-1] <= gaps).all())
+            last_bytes = int(nbytes[-1])
+        if in_order:
+            last_offset = int(offsets[-1])
+            if last_offset > file_size or last_bytes > file_size - last_offset:
+                raise outside
+            return True, kept
+    if nbytes is None:
+        nbytes = _chunk_bytes(native, uniform, run_first_chunk, run_first_sample, per, dtype)
+    ends = offsets.astype(np.int64) + nbytes
+    if int(ends.max()) > file_size:
+        raise outside
+    return bool((offsets[1:] >= ends[:-1]).all()), kept
+
+
+_LANES = 4  # chunks of at most this many samples are summed by gathers
+_LONG_RUN = 64  # a run of at least this many chunks is summed from slices of the sizes
+_MAX_SLICED_RUNS = 256  # at most this many such runs (one Python step each); the others as short ones
+
+
+def _chunk_bytes(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, run_first_sample: np.ndarray,
+                 per: np.ndarray, dtype) -> np.ndarray:
+    """The bytes of each chunk (the sum of its samples' sizes), shape (C,), in `dtype` (the caller makes sure the
+    sums fit). size: native sample sizes (N,), or a broadcast constant (`uniform`). O(N): each long run of chunks
+    of k samples (at most _MAX_SLICED_RUNS of them) is a (chunks, k) matrix of the sizes, summed along its rows
+    (k = 1: the sizes themselves); the chunks of the other runs go through _sums."""
+    run_chunks = np.diff(run_first_chunk)
+    if uniform:
+        return np.repeat((per * int(size[0])).astype(dtype), run_chunks)
+    out = np.empty(int(run_first_chunk[-1]), dtype)
+    long = np.flatnonzero(run_chunks >= _LONG_RUN)
+    if len(long) > _MAX_SLICED_RUNS:
+        long = np.sort(long[np.argsort(run_chunks[long], kind="stable")[-_MAX_SLICED_RUNS:]])
+    for run in long.tolist():
+        a, b = int(run_first_chunk[run]), int(run_first_chunk[run + 1])
+        rows = size[int(run_first_sample[run]) : int(run_first_sample[run + 1])].reshape(b - a, int(per[run]))
+        if rows.shape[1] > _LANES:
+            np.sum(rows, axis=1, dtype=dtype, out=out[a:b])
+            continue
+        acc = out[a:b]
+        acc[...] = rows[:, 0]
+        for lane in range(1, rows.shape[1]):
+            np.add(acc, rows[:, lane], out=acc, dtype=dtype)
+    if len(long) == len(run_chunks):
+        return out
+    if len(long):  # the chunks of the other runs
+        short = np.ones(len(run_chunks), dtype=bool)
+        short[long] = False
+        short = np.flatnonzero(short)
+        first_chunk, first_sample, k, count = (run_first_chunk[short], run_first_sample[short], per[short],
+                                               run_chunks[short])
+        segment = np.zeros(len(short), dtype=np.int64)
+        np.cumsum(count[:-1], out=segment[1:])
+        chunk = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(first_chunk - segment, count)
+    else:
+        first_chunk, first_sample, k, count = run_first_chunk[:-1], run_first_sample[:-1], per, run_chunks
+        chunk = np.arange(len(out), dtype=np.int64)
+    counts = np.repeat(k, count)
+    firsts = np.repeat(first_sample - first_chunk * k, count)
+    firsts += chunk * counts
+    if len(long):
+        out[chunk] = _sums(size, firsts, counts, dtype)
+    else:
+        out[:] = _sums(size, firsts, counts, dtype)
+    return out
+
+
+def _sums_of(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, run_first_sample: np.ndarray,
+             per: np.ndarray, chunks: np.ndarray, dtype) -> np.ndarray:
+    """The bytes of the given chunks (0 <= chunk < C), in `dtype`, from the runs in O(log R) each."""
+    run = run_first_chunk.searchsorted(chunks, side="right") - 1
+    counts = per[run]
+    if uniform:
+        return (counts * int(size[0])).astype(dtype)
+    firsts = run_first_sample[run] + (chunks - run_first_chunk[run]) * counts
+    return _sums(size, firsts, counts, dtype)
+
+
+def _sums(size: np.ndarray, firsts: np.ndarray, counts: np.ndarray, dtype) -> np.ndarray:
+    """sum(size[firsts[i] : firsts[i] + counts[i]]) for each i (counts >= 1, the ranges inside the table), in
+    `dtype`, O(sum of counts). Ranges of up to _LANES samples: when they are many, one gather from W, where
+    W[m - 1, j] = size[j] + ... + size[j + m - 1], else one gather per sample position; larger ones by the index
+    of their samples."""
+    n = len(size)
+    large = np.flatnonzero(counts > _LANES)
+    if len(large) * 2 > len(counts):  # mostly large: the small ones on their own
+        out = np.empty(len(counts), dtype)
+        small = np.flatnonzero(counts <= _LANES)
+        if len(small):
+            out[small] = _sums(size, firsts[small], counts[small], dtype)
+    else:
+        lanes = counts
+        if len(large):  # clipped, so the gathers stay inside the table; their sums are replaced below
+            lanes = np.minimum(counts, int(np.max(counts, where=counts <= _LANES, initial=1)))
+        most = int(lanes.max())
+        if most > 1 and len(counts) * 3 > n:  # many
+            table = np.empty((most, n), dtype)
+            table[0] = size
+            for lane in range(1, most):
+                np.add(table[lane - 1, : n - lane], size[lane:], out=table[lane, : n - lane])
+                table[lane, n - lane :] = 0  # never read: a range lies inside the table
+            index = lanes - 1
+            index *= n
+            index += firsts
+            out = table.reshape(-1)[index]
+        else:
+            out = size[firsts].astype(dtype)
+            for lane in range(1, most):
+                out += np.where(lanes > lane, size[np.minimum(firsts + lane, n - 1)], 0).astype(dtype)
+    if len(large):
+        first, many = firsts[large], counts[large]
+        segment = np.zeros(len(large), dtype=np.int64)
+        np.cumsum(many[:-1], out=segment[1:])
+        index = np.arange(int(many.sum()), dtype=np.int64) + np.repeat(first - segment, many)
+        out[large] = np.add.reduceat(size[index], segment, dtype=dtype)
+    return out
