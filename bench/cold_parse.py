@@ -1,8 +1,10 @@
 """Cold `?start=` in process: what a seek costs when the metadata is not cached, per movie in bench/media.
 
-    python3 -m bench.cold_parse [--runs N] [--movies movie_2h,movie_360p_2h]
+    python3 -m bench.cold_parse [--runs N] [--movies movie_2h,movie_360p_2h] [--default-malloc]
 
-Columns (milliseconds, median of N runs, each on a fresh parse): `parse_moov`; then `select` + `write_clip` + the
+Run in the serving process's conditions: the glibc malloc thresholds a server sets at start (`service.malloc`,
+origin_proxy/server/malloc.py) are applied first, since they halve the parse of a large moov; `--default-malloc`
+leaves the C library's defaults, to show what they are worth. Columns (milliseconds, median of N runs, each on a fresh parse): `parse_moov`; then `select` + `write_clip` + the
 bytes of the head's first 64 KiB (what `Range: bytes=0-65535` needs); their sum; the sum per MB of moov. Reading the
 moov from the file is left out (store/moov.py; page cache), and so is HTTP. Not a test: numbers for BENCHMARKS.md.
 """
@@ -17,12 +19,14 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from origin_proxy.config import MallocSettings
 from origin_proxy.isobmff.edits import movie_duration_s
 from origin_proxy.isobmff.movie import MovieFile, parse_moov
 from origin_proxy.plan import LazyBytes
 from origin_proxy.rewrite.moov_writer import write_clip
 from origin_proxy.rewrite.params import ClipRequest
 from origin_proxy.rewrite.select import select
+from origin_proxy.server.malloc import apply_malloc_settings
 
 MEDIA = Path(__file__).resolve().parent / "media"
 MOVIES = ("movie_10m", "movie_1h", "movie_2h", "movie_8h", "movie_360p_2h", "movie_co64_2h")
@@ -92,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--movies", default=",".join(MOVIES))
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's default malloc thresholds instead of the server's (service.malloc)")
     args = parser.parse_args()
+    applied = {} if args.default_malloc else apply_malloc_settings(MallocSettings())
+    print(f"malloc thresholds: {applied or 'C library defaults'}")
     rng = random.Random(13)
     print(f"| movie | moov MB | samples | parse_moov ms | select+write_clip+64 KiB ms | cold total ms | ms per moov MB "
           f"| cached/moov |")
