@@ -74,14 +74,22 @@ async def preflight_middleware(request: web.Request, handler) -> web.StreamRespo
     return response
 
 
+# The headers every GET/HEAD answer gets with `allow_origins: "*"` (whatever the Origin), made once.
+_ANY_ORIGIN_HEADERS = ((istr("Access-Control-Allow-Origin"), "*"), (istr("Access-Control-Expose-Headers"), EXPOSE_HEADERS))
+
+
 async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     if request.method not in ("GET", "HEAD") or request.path in NOT_MEDIA:
         return
     settings = request.app[_CORS_SETTINGS]
+    headers = response.headers
+    if settings.allow_origins == "*":
+        for name, value in _ANY_ORIGIN_HEADERS:
+            headers[name] = value
+        return
     for name, value in cors_headers(settings, request.headers.get("Origin")).items():
-        response.headers[istr(name)] = value
-    if settings.allow_origins != "*":
-        _add_vary_origin(response.headers)
+        headers[istr(name)] = value
+    _add_vary_origin(headers)
 
 
 def install_cors(app: web.Application, settings: CorsSettings) -> None:

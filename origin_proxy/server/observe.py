@@ -58,8 +58,18 @@ async def metrics_middleware(request: web.Request, handler) -> web.StreamRespons
     finally:
         metrics.HTTP_IN_FLIGHT.dec()
         kind = route_label(request)  # after the handler: it names the route it recognised
-        metrics.HTTP_REQUESTS.labels(kind, str(status)).inc()
-        metrics.HTTP_DURATION.labels(kind).observe(time.perf_counter() - started)
+        children = _ROUTE_CHILDREN.get((kind, status))
+        if children is None:
+            children = _ROUTE_CHILDREN[(kind, status)] = (metrics.HTTP_REQUESTS.labels(kind, str(status)),
+                                                          metrics.HTTP_DURATION.labels(kind))
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
+
+
+# (route, status) -> the request counter's and duration histogram's children: prometheus-client's labels() takes a
+# lock and builds the label tuple on every call (~10 us a request on the warm seek path); route labels are a fixed
+# set (server/routes.py) and statuses a few dozen, so this stays small.
+_ROUTE_CHILDREN: dict[tuple[str, int], tuple] = {}
 
 
 class CacheCollector:

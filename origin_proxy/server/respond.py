@@ -8,8 +8,9 @@ A SourceChanged before the headers go out (the upstream object changed between o
 settles again, once. To make that window cover the first body bytes too, the first upstream bytes are fetched
 before prepare(): the first chunk of a large range, or the whole first run of small ranges. After prepare() any
 failure aborts the connection (server/errors.py).
-Body bytes go through the one writer (server/body.py): generated parts as zero-copy slices with a drain between
-them (the heads of clips and segments are shared, from the head cache, store/heads.py); a SourceRange of
+Body bytes go through the one writer (server/body.py): consecutive generated parts as one stream of zero-copy
+slices (a slice across two parts joined) with a drain between them (the heads of clips and segments are shared,
+from the head cache, store/heads.py); a SourceRange of
 SMALL_RANGE_BYTES or more with `loop.sendfile` (local) or streamed in chunks of at most 64 KiB (upstream, each
 chunk dropped once written; a slow client stops the upstream read through aiohttp's bounded read-ahead). A
 prefetched chunk is released as soon as it is written.
@@ -215,8 +216,11 @@ async def _write_body(request: web.Request, settled: _Settled) -> None:
                     del chunk
             index = prefetched.stop
         elif not isinstance(part, SourceRange):
-            await writer.write_bytes(materialize(part))
-            index += 1
+            stop = index + 1
+            while stop < len(body) and not isinstance(body[stop], SourceRange):
+                stop += 1
+            await writer.write_buffers(materialize(body[i]) for i in range(index, stop))
+            index = stop
         elif part.size < SMALL_RANGE_BYTES:
             run, index = _small_run(body, index)
             await writer.write_chunk(await source.read_ranges(run))
