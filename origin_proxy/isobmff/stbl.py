@@ -226,12 +226,11 @@ def _check_chunks(chunk_offset: np.ndarray, size: np.ndarray, run_first_chunk: n
     whether the chunks are in file order without overlap (ChunkMap.ascending). Returns (ascending, the offsets to
     keep: stco's view, or for co64 uint32 under 4 GiB, else int64). Raises MalformedBox.
 
-    Exact: chunks in order need offset[i] + bytes[i] <= offset[i + 1], the last one ending inside the file; else
-    every chunk's end is checked against the file. When the offsets are in order, a chunk followed by a gap of at
-    least (the most samples a chunk holds) x (the largest sample) cannot reach the next one, so bytes are summed
-    only for the chunks the gap does not clear, unless they are most of them (then for all, _chunk_bytes). Sums
-    and gaps are uint32 when they cannot overflow it, as are the offsets of a file under 4 GiB: half the memory
-    traffic of int64. O(C) passes, plus O(N) when most chunks need sums."""
+    Exact: chunks in order need bytes[i] <= room[i], the room being offset[i + 1] - offset[i] and, for the last
+    chunk, the rest of the file (_chunks_fit); else every chunk's end is checked against the file. Sums and rooms
+    are uint32 when they cannot overflow it, as are the offsets of a file under 4 GiB: half the memory traffic
+    of int64. The sizes are read in their big-endian view (no native copy). O(C) passes, plus O(N) when most
+    chunks need sums."""
     outside = MalformedBox(box_path + "/stco", f"sample data lies outside the {file_size}-byte file")
     stco = chunk_offset.dtype.itemsize == 4
     if stco:
@@ -246,33 +245,57 @@ def _check_chunks(chunk_offset: np.ndarray, size: np.ndarray, run_first_chunk: n
     if len(offsets) == 0:
         return True, kept
     uniform = size.strides[0] == 0
-    native = size if uniform else size.astype(np.uint32)
-    bound = int(native[0] if uniform else native.max()) * int(per.max())  # no chunk holds more bytes
+    bound = int(size[0] if uniform else size.max()) * int(per.max())  # no chunk holds more bytes
     dtype = np.uint32 if offsets.dtype == np.uint32 and bound < 2**32 else np.int64
-    nbytes = None
-    if bool((offsets[1:] >= offsets[:-1]).all()):  # in order: the gaps are exact in the offsets' own type
-        gaps = offsets[1:] - offsets[:-1]
-        tight = np.flatnonzero(gaps < bound) if dtype == np.uint32 else None
-        if tight is not None and len(tight) * 8 < len(gaps):
-            tight = np.append(tight, len(offsets) - 1)  # and the last chunk, against the end of the file
-            sums = _sums_of(native, uniform, run_first_chunk, run_first_sample, per, tight, dtype)
-            in_order = bool((sums[:-1] <= gaps[tight[:-1]]).all())
-            last_bytes = int(sums[-1])
-        else:
-            nbytes = _chunk_bytes(native, uniform, run_first_chunk, run_first_sample, per, dtype)
-            in_order = bool((nbytes[:-1] <= gaps).all())
-            last_bytes = int(nbytes[-1])
-        if in_order:
-            last_offset = int(offsets[-1])
-            if last_offset > file_size or last_bytes > file_size - last_offset:
-                raise outside
+    last_offset = int(offsets[-1])
+    if last_offset <= file_size and bool((offsets[1:] >= offsets[:-1]).all()):  # in order
+        room = np.empty(len(offsets), offsets.dtype)
+        np.subtract(offsets[1:], offsets[:-1], out=room[:-1])  # exact in the offsets' own type
+        # The last chunk's room is the rest of the file (capped for uint32: a uint32 sum never exceeds the cap).
+        room[-1] = min(file_size - last_offset, np.iinfo(room.dtype).max)
+        if _chunks_fit(room, size, uniform, run_first_chunk, run_first_sample, per, bound, dtype):
             return True, kept
-    if nbytes is None:
-        nbytes = _chunk_bytes(native, uniform, run_first_chunk, run_first_sample, per, dtype)
+    nbytes = _chunk_bytes(size, uniform, run_first_chunk, run_first_sample, per, dtype)
     ends = offsets.astype(np.int64) + nbytes
     if int(ends.max()) > file_size:
         raise outside
     return bool((offsets[1:] >= ends[:-1]).all()), kept
+
+
+def _chunks_fit(room: np.ndarray, size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray,
+                run_first_sample: np.ndarray, per: np.ndarray, bound: int, dtype) -> bool:
+    """Whether every chunk's bytes fit its room (shape (C,), bytes). A chunk whose room is at least `bound` (the
+    most bytes a chunk can hold) fits without a sum: when most rooms clear it only the others are summed; else
+    each long run of one-sample chunks is its sizes against its rooms (no sum), other long runs are summed from
+    slices and the rest of the chunks from the cumulative sizes (_sums). O(C), plus O(N) in the second case."""
+    tight = room < bound
+    count = int(np.count_nonzero(tight))
+    if count == 0:
+        return True
+    if uniform:
+        return bool((np.repeat((per * int(size[0])).astype(dtype), np.diff(run_first_chunk)) <= room).all())
+    if count * 8 < len(room):
+        chunks = np.flatnonzero(tight)
+        return bool((_sums_of(size, False, run_first_chunk, run_first_sample, per, chunks, dtype)
+                     <= room[chunks]).all())
+    run_chunks = np.diff(run_first_chunk)
+    long = _long_runs(run_chunks)
+    if len(long) == 0:  # short runs only (audio, mostly): every chunk from the cumulative sizes
+        return bool((_bytes_from_totals(size, per, run_chunks, dtype) <= room).all())
+    for run in long.tolist():
+        a, b = int(run_first_chunk[run]), int(run_first_chunk[run + 1])
+        k = int(per[run])
+        samples = size[int(run_first_sample[run]) : int(run_first_sample[run + 1])]
+        if k == 1:  # the chunks' bytes are the sizes themselves
+            fits = bool((samples <= room[a:b]).all())
+        else:
+            fits = bool((_row_sums(samples.reshape(b - a, k), dtype) <= room[a:b]).all())
+        if not fits:
+            return False
+    if len(long) == len(run_chunks):
+        return True
+    chunk, firsts, counts = _short_chunks(run_first_chunk, run_first_sample, per, run_chunks, long)
+    return bool((_sums(size, firsts, counts, dtype) <= room[chunk]).all())
 
 
 _LANES = 4  # chunks of at most this many samples are summed by gathers
@@ -280,32 +303,28 @@ _LONG_RUN = 64  # a run of at least this many chunks is summed from slices of th
 _MAX_SLICED_RUNS = 256  # at most this many such runs (one Python step each); the others as short ones
 
 
-def _chunk_bytes(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, run_first_sample: np.ndarray,
-                 per: np.ndarray, dtype) -> np.ndarray:
-    """The bytes of each chunk (the sum of its samples' sizes), shape (C,), in `dtype` (the caller makes sure the
-    sums fit). size: native sample sizes (N,), or a broadcast constant (`uniform`). O(N): each long run of chunks
-    of k samples (at most _MAX_SLICED_RUNS of them) is a (chunks, k) matrix of the sizes, summed along its rows
-    (k = 1: the sizes themselves); the chunks of the other runs go through _sums."""
-    run_chunks = np.diff(run_first_chunk)
-    if uniform:
-        return np.repeat((per * int(size[0])).astype(dtype), run_chunks)
-    out = np.empty(int(run_first_chunk[-1]), dtype)
+def _long_runs(run_chunks: np.ndarray) -> np.ndarray:
+    """The runs of at least _LONG_RUN chunks, at most _MAX_SLICED_RUNS of them (the longest), in order."""
     long = np.flatnonzero(run_chunks >= _LONG_RUN)
     if len(long) > _MAX_SLICED_RUNS:
         long = np.sort(long[np.argsort(run_chunks[long], kind="stable")[-_MAX_SLICED_RUNS:]])
-    for run in long.tolist():
-        a, b = int(run_first_chunk[run]), int(run_first_chunk[run + 1])
-        rows = size[int(run_first_sample[run]) : int(run_first_sample[run + 1])].reshape(b - a, int(per[run]))
-        if rows.shape[1] > _LANES:
-            np.sum(rows, axis=1, dtype=dtype, out=out[a:b])
-            continue
-        acc = out[a:b]
-        acc[...] = rows[:, 0]
-        for lane in range(1, rows.shape[1]):
-            np.add(acc, rows[:, lane], out=acc, dtype=dtype)
-    if len(long) == len(run_chunks):
-        return out
-    if len(long):  # the chunks of the other runs
+    return long
+
+
+def _row_sums(rows: np.ndarray, dtype) -> np.ndarray:
+    """Sums along the rows of a (chunks, k) matrix of sizes, in `dtype`: lane by lane for k up to _LANES."""
+    if rows.shape[1] > _LANES:
+        return np.sum(rows, axis=1, dtype=dtype)
+    acc = rows[:, 0].astype(dtype)
+    for lane in range(1, rows.shape[1]):
+        np.add(acc, rows[:, lane], out=acc, dtype=dtype)
+    return acc
+
+
+def _short_chunks(run_first_chunk: np.ndarray, run_first_sample: np.ndarray, per: np.ndarray,
+                  run_chunks: np.ndarray, long: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(chunk, first sample, sample count) of every chunk outside the `long` runs, int64, in chunk order."""
+    if len(long):
         short = np.ones(len(run_chunks), dtype=bool)
         short[long] = False
         short = np.flatnonzero(short)
@@ -316,14 +335,50 @@ def _chunk_bytes(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, r
         chunk = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(first_chunk - segment, count)
     else:
         first_chunk, first_sample, k, count = run_first_chunk[:-1], run_first_sample[:-1], per, run_chunks
-        chunk = np.arange(len(out), dtype=np.int64)
+        chunk = np.arange(int(run_first_chunk[-1]), dtype=np.int64)
     counts = np.repeat(k, count)
     firsts = np.repeat(first_sample - first_chunk * k, count)
     firsts += chunk * counts
-    if len(long):
-        out[chunk] = _sums(size, firsts, counts, dtype)
-    else:
-        out[:] = _sums(size, firsts, counts, dtype)
+    return chunk, firsts, counts
+
+
+def _bytes_from_totals(size: np.ndarray, per: np.ndarray, run_chunks: np.ndarray, dtype) -> np.ndarray:
+    """The bytes of every chunk, shape (C,), in `dtype` (each sum fits it), as differences of the cumulative
+    sizes at the chunks' first samples: O(N + C) in a few passes, however short the chunks. In uint32 the
+    cumulative sizes may wrap past 2**32, but two of them differ exactly by the sum between (modulo 2**32, and the
+    sum fits)."""
+    bounds = np.empty(int(run_chunks.sum()) + 1, np.int64)
+    bounds[0] = 0
+    np.cumsum(np.repeat(per, run_chunks), out=bounds[1:])
+    total = np.empty(len(size) + 1, dtype)
+    total[0] = 0
+    with np.errstate(over="ignore"):
+        np.cumsum(size, dtype=dtype, out=total[1:])
+        at = total[bounds]
+        return at[1:] - at[:-1]
+
+
+def _chunk_bytes(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, run_first_sample: np.ndarray,
+                 per: np.ndarray, dtype) -> np.ndarray:
+    """The bytes of each chunk (the sum of its samples' sizes), shape (C,), in `dtype` (the caller makes sure the
+    sums fit). size: sample sizes (N,) in any integer dtype, or a broadcast constant (`uniform`). O(N): each long
+    run of chunks of k samples (at most _MAX_SLICED_RUNS of them) is a (chunks, k) matrix of the sizes, summed
+    along its rows (k = 1: the sizes themselves); the chunks of the other runs go through _sums."""
+    run_chunks = np.diff(run_first_chunk)
+    if uniform:
+        return np.repeat((per * int(size[0])).astype(dtype), run_chunks)
+    long = _long_runs(run_chunks)
+    if len(long) == 0:
+        return _bytes_from_totals(size, per, run_chunks, dtype)
+    out = np.empty(int(run_first_chunk[-1]), dtype)
+    for run in long.tolist():
+        a, b = int(run_first_chunk[run]), int(run_first_chunk[run + 1])
+        rows = size[int(run_first_sample[run]) : int(run_first_sample[run + 1])].reshape(b - a, int(per[run]))
+        out[a:b] = _row_sums(rows, dtype)
+    if len(long) == len(run_chunks):
+        return out
+    chunk, firsts, counts = _short_chunks(run_first_chunk, run_first_sample, per, run_chunks, long)
+    out[chunk] = _sums(size, firsts, counts, dtype)
     return out
 
 
@@ -340,10 +395,19 @@ def _sums_of(size: np.ndarray, uniform: bool, run_first_chunk: np.ndarray, run_f
 
 def _sums(size: np.ndarray, firsts: np.ndarray, counts: np.ndarray, dtype) -> np.ndarray:
     """sum(size[firsts[i] : firsts[i] + counts[i]]) for each i (counts >= 1, the ranges inside the table), in
-    `dtype`, O(sum of counts). Ranges of up to _LANES samples: when they are many, one gather from W, where
-    W[m - 1, j] = size[j] + ... + size[j + m - 1], else one gather per sample position; larger ones by the index
-    of their samples."""
+    `dtype` (each sum fits it), O(sum of counts). Many ranges: differences of the cumulative sizes, which for
+    uint32 may wrap past 2**32 but differ exactly by each range's sum (arithmetic modulo 2**32 of a sum that
+    fits). Few: ranges of up to _LANES samples by one gather per sample position, larger ones by the index of
+    their samples."""
     n = len(size)
+    if len(counts) * 3 > n:  # many: O(N) once for the cumulative sizes
+        total = np.empty(n + 1, dtype)
+        total[0] = 0
+        with np.errstate(over="ignore"):
+            np.cumsum(size, dtype=dtype, out=total[1:])
+            out = total[firsts + counts]
+            out -= total[firsts]
+        return out
     large = np.flatnonzero(counts > _LANES)
     if len(large) * 2 > len(counts):  # mostly large: the small ones on their own
         out = np.empty(len(counts), dtype)
@@ -355,20 +419,9 @@ def _sums(size: np.ndarray, firsts: np.ndarray, counts: np.ndarray, dtype) -> np
         if len(large):  # clipped, so the gathers stay inside the table; their sums are replaced below
             lanes = np.minimum(counts, int(np.max(counts, where=counts <= _LANES, initial=1)))
         most = int(lanes.max())
-        if most > 1 and len(counts) * 3 > n:  # many
-            table = np.empty((most, n), dtype)
-            table[0] = size
-            for lane in range(1, most):
-                np.add(table[lane - 1, : n - lane], size[lane:], out=table[lane, : n - lane])
-                table[lane, n - lane :] = 0  # never read: a range lies inside the table
-            index = lanes - 1
-            index *= n
-            index += firsts
-            out = table.reshape(-1)[index]
-        else:
-            out = size[firsts].astype(dtype)
-            for lane in range(1, most):
-                out += np.where(lanes > lane, size[np.minimum(firsts + lane, n - 1)], 0).astype(dtype)
+        out = size[firsts].astype(dtype)
+        for lane in range(1, most):
+            out += np.where(lanes > lane, size[np.minimum(firsts + lane, n - 1)], 0).astype(dtype)
     if len(large):
         first, many = firsts[large], counts[large]
         segment = np.zeros(len(large), dtype=np.int64)
