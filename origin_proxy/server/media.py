@@ -56,14 +56,15 @@ async def handle_media(request: web.Request, ref: SourceRef | None = None) -> we
         if clip is None:
             parts = (SourceRange(0, source.size_bytes),) if source.size_bytes else ()
             plan = Plan(parts, content_type=content_type)
+            variant = ""
         else:
             movie_file = await cached_movie_file(ref, state, source)
             version = SourceVersion(source.identity, source.validator)
-            key = HeadKey(version, "clip", f"{clip.normalized()}\0{content_type}")
+            variant = clip.normalized()
+            key = HeadKey(version, "clip", f"{variant}\0{content_type}")
             plan = await state.heads.plan(key, lambda: plan_clip(movie_file, clip, content_type),
                                           depends_on=MovieKey(version))
-        return Planned(plan, clip.normalized() if clip else "",
-                       ref.rule.cache_control or state.config.service.cache_control)
+        return Planned(plan, variant, ref.rule.cache_control or state.config.service.cache_control)
 
     return await serve_plan(request, state, ref, build)
 
