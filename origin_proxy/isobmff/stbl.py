@@ -48,7 +48,7 @@ def build_sample_table(
     n = sample_count
 
     # stts (§8.6.1.2): counts must cover exactly the stsz samples.
-    stts_runs, covered = Runs.from_box(stts, n)
+    stts_runs, covered, _ = _runs_from_box(stts, n)
     if covered != n:
         raise MalformedBox(box_path + "/stts", f"covers {covered} samples, stsz has {n}")
     deltas = stts_runs.values
@@ -60,10 +60,9 @@ def build_sample_table(
     ctts_runs = None
     cts_min = cts_max = 0
     if ctts is not None:
-        ctts_runs, _ = Runs.from_box(ctts, n)
+        ctts_runs, _, extremes = _runs_from_box(ctts, n)
         if n:
-            values = ctts_runs.values
-            cts_min, cts_max = int(values.min()), int(values.max())
+            cts_min, cts_max = extremes
 
     # stsz (§8.7.3.2): a broadcast constant, or the table's own big-endian view.
     if entry_size is None:
@@ -100,6 +99,29 @@ def build_sample_table(
     )
     object.__setattr__(table, "composition_end_ticks", _composition_end(table))
     return table
+
+
+def _runs_from_box(entries: np.ndarray, n: int) -> tuple[Runs, int, tuple[int, int]]:
+    """Runs.from_box(entries, n) and the (min, max) of the runs' values, in fewer passes for the common case: the
+    box's (sample_count, value) entries (structured big-endian view of two 32-bit fields, shape (R,)) canonical
+    and covering N. Then the table is read once into two native uint32 rows (counts, values), the cumulative
+    counts and the checks run on those, and the entries are kept as they are (a view); else Runs.from_box does
+    it. Returns (runs, the samples the box's counts cover, (min, max) of the values: (0, 0) without runs)."""
+    count_field, value_field = entries.dtype.names
+    if len(entries) == 0 or entries.dtype.itemsize != 8 or entries.strides[0] != 8:
+        runs, covered = Runs.from_box(entries, n)
+        kept = runs.values
+        return runs, covered, (int(kept.min()), int(kept.max())) if len(kept) else (0, 0)
+    rows = entries.view(">u4").reshape(len(entries), 2).T.astype(np.uint32, order="C")  # one pass: (counts, values)
+    counts, values = rows[0], rows[1].view(entries.dtype[value_field].newbyteorder("="))
+    first_sample = np.zeros(len(entries) + 1, dtype=np.int64)
+    np.cumsum(counts, dtype=np.int64, out=first_sample[1:])
+    covered = int(first_sample[-1])
+    if covered == n and int(counts.min()) > 0 and not bool((values[1:] == values[:-1]).any()):
+        return Runs(_frozen(entries), _frozen(first_sample)), covered, (int(values.min()), int(values.max()))
+    runs, _ = Runs.from_box(entries, n)
+    kept = runs.values
+    return runs, covered, (int(kept.min()), int(kept.max())) if len(kept) else (0, 0)
 
 
 def _composition_end(table: SampleTable) -> int:
@@ -139,15 +161,17 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     least N samples (phantom samples past N are cut), every chunk lies inside the file. O(R) on the stsc runs, then
     the exact bytes of every chunk (_chunk_bytes) against the offsets in a few vector passes. Raises MalformedBox."""
     chunk_count = len(chunk_offsets)
-    first_chunk = stsc["first_chunk"].astype(np.int64)
+    if stsc.dtype.itemsize == 12 and stsc.strides[0] == 12:  # the box's view: its three fields in one pass
+        first_chunk, per_entry, sdi = stsc.view(">u4").reshape(len(stsc), 3).T.astype(np.int64, order="C")
+    else:
+        first_chunk, per_entry, sdi = (stsc[field].astype(np.int64) for field in stsc.dtype.names)
     if n and (len(first_chunk) == 0 or chunk_count == 0):
         raise MalformedBox(box_path + "/stsc", f"{n} samples but {len(first_chunk)} stsc entries and {chunk_count} chunks")
-    if len(first_chunk):
-        if first_chunk[0] != 1 or bool((first_chunk[1:] <= first_chunk[:-1]).any()) \
-                or first_chunk[-1] > max(chunk_count, 1):
-            raise MalformedBox(box_path + "/stsc", f"first_chunk values are not increasing from 1 within {chunk_count} chunks")
     run_chunks = np.diff(first_chunk, append=chunk_count + 1)  # >= 1, except [0] for one entry over no chunk
-    per_entry = stsc["samples_per_chunk"].astype(np.int64)
+    if len(first_chunk):  # increasing: every run but the last holds >= 1 chunk
+        if first_chunk[0] != 1 or first_chunk[-1] > max(chunk_count, 1) \
+                or (len(first_chunk) > 1 and int(run_chunks[:-1].min()) < 1):
+            raise MalformedBox(box_path + "/stsc", f"first_chunk values are not increasing from 1 within {chunk_count} chunks")
     if len(per_entry) and int(per_entry.max()) > n:
         # One chunk cannot hold more samples than the track has. (A last chunk that runs past the
         # final sample is tolerated below; this is the hostile form of it, which would turn every
@@ -162,7 +186,6 @@ def _chunk_map(stsc: np.ndarray, chunk_offsets: np.ndarray, size: np.ndarray, n:
     placed = int(run_first_sample[-1])
     if placed < n:
         raise MalformedBox(box_path + "/stsc", f"chunks hold {placed} samples, stsz has {n}")
-    sdi = stsc["sample_description_index"]
     offsets_view = chunk_offsets
     cut = False
     # Chunks that hold no sample are dropped: they have no place in a rewritten stco.
