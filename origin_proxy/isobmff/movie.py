@@ -157,35 +157,34 @@ class MovieFile:
         return self.movie.nbytes + len(self.ftyp) + 256
 
 
-def _skeleton(buf: bytes, span_fourcc: bytes, start: int, end: int, path: str) -> Node:
+# First span of each child 4CC of a skeleton container: 4CC -> (payload offset, end, its Node). A duplicate box is
+# ignored, as ffmpeg does.
+_FirstSpans = dict[bytes, tuple[int, int, Node]]
+
+
+def _skeleton(buf: bytes, span_fourcc: bytes, start: int, end: int, path: str,
+              index: dict[Node, _FirstSpans]) -> Node:
+    """The skeleton Node of a container's payload buf[start:end], its containers walked (CONTAINERS); `index`
+    gets, for the Node and every container under it, the first span of each child 4CC, so the parse reads the
+    boxes it needs from this one walk."""
     children = []
+    first: _FirstSpans = {}
+    descend = CONTAINERS[span_fourcc]
+    in_stbl = span_fourcc == b"stbl"
     for span in iter_boxes(buf, start, end, path):
         name = span.fourcc
-        child_path = f"{path}/{fourcc_name(name)}"
-        if name in CONTAINERS[span_fourcc]:
-            children.append(_skeleton(buf, name, span.payload_offset, span.end, child_path))
-        elif span_fourcc == b"stbl" and (name in STBL_REGENERATED or name in STBL_DROPPED):
-            children.append(Node(name))  # a marker: its bytes are regenerated or dropped
+        if name in descend:
+            node = _skeleton(buf, name, span.payload_offset, span.end, f"{path}/{fourcc_name(name)}", index)
+        elif in_stbl and (name in STBL_REGENERATED or name in STBL_DROPPED):
+            node = Node(name)  # a marker: its bytes are regenerated or dropped
         else:
-            children.append(Node(name, bytes(buf[span.offset : span.end])))  # header kept: copied verbatim
-    return Node(span_fourcc, children=tuple(children))
-
-
-def _payloads(buf: bytes, start: int, end: int, path: str) -> dict[bytes, bytes]:
-    """First payload of each child 4CC (a duplicate box is ignored, as ffmpeg does)."""
-    found: dict[bytes, bytes] = {}
-    for span in iter_boxes(buf, start, end, path):
-        found.setdefault(span.fourcc, bytes(buf[span.payload_offset : span.end]))
-    return found
-
-
-def _views(buf: bytes, start: int, end: int, path: str) -> dict[bytes, memoryview]:
-    """Like _payloads, as zero-copy views of `buf` (the sample tables are viewed, not copied, by numpy)."""
-    whole = memoryview(buf)
-    found: dict[bytes, memoryview] = {}
-    for span in iter_boxes(buf, start, end, path):
-        found.setdefault(span.fourcc, whole[span.payload_offset : span.end])
-    return found
+            node = Node(name, bytes(buf[span.offset : span.end]))  # header kept: copied verbatim
+        children.append(node)
+        if name not in first:
+            first[name] = (span.payload_offset, span.end, node)
+    container = Node(span_fourcc, children=tuple(children))
+    index[container] = first
+    return container
 
 
 def _spans(buf: bytes, start: int, end: int, path: str) -> dict[bytes, tuple[int, int]]:
@@ -217,44 +216,46 @@ def parse_moov(moov: bytes, file_size: int, max_samples: int, max_tracks: int = 
     trak_count = sum(1 for span in iter_boxes(moov, start, end, "moov") if span.fourcc == b"trak")
     if trak_count > max_tracks:
         raise UnsupportedMedia(f"moov has {trak_count} tracks, over the limit of {max_tracks}")
-    skeleton = _skeleton(moov, b"moov", start, end, "moov")
-    children = _spans(moov, start, end, "moov")
+    index: dict[Node, _FirstSpans] = {}
+    skeleton = _skeleton(moov, b"moov", start, end, "moov", index)
+    children = index[skeleton]
     if b"mvex" in children:
         raise FragmentedMedia("fragmented MP4 (moov/mvex) is not supported for this request")
     if b"mvhd" not in children:
         raise MalformedBox("moov", "no mvhd")
-    movie_timescale, movie_duration = parse_mvhd(moov[slice(*children[b"mvhd"])], "moov/mvhd")
+    movie_timescale, movie_duration = parse_mvhd(moov[slice(*children[b"mvhd"][:2])], "moov/mvhd")
     if movie_timescale == 0:
         raise MalformedBox("moov/mvhd", "timescale is 0")
 
     tracks = []
     trak_nodes = [node for node in skeleton.children if node.fourcc == b"trak"]
-    trak_spans = [s for s in iter_boxes(moov, start, end, "moov") if s.fourcc == b"trak"]
-    for index, (span, node) in enumerate(zip(trak_spans, trak_nodes), start=1):
-        track = _parse_trak(moov, span.payload_offset, span.end, f"moov/trak[{index}]", node, file_size, max_samples)
+    for number, node in enumerate(trak_nodes, start=1):
+        track = _parse_trak(moov, index, node, f"moov/trak[{number}]", file_size, max_samples)
         if track is not None:
             tracks.append(track)
     viewing = any(track.table.view_nbytes for track in tracks)
     return Movie(movie_timescale, movie_duration, tuple(tracks), skeleton, len(moov) if viewing else 0)
 
 
-def _parse_trak(buf, start, end, path, node, file_size, max_samples) -> Track | None:
-    trak = _spans(buf, start, end, path)
+def _parse_trak(buf: bytes, index: dict[Node, _FirstSpans], node: Node, path: str, file_size: int,
+                max_samples: int) -> Track | None:
+    trak = index[node]
     if b"tkhd" not in trak or b"mdia" not in trak:
         raise MalformedBox(path, "no tkhd or mdia")
-    track_id, _ = parse_tkhd(buf[slice(*trak[b"tkhd"])], path + "/tkhd")
-    mdia = _spans(buf, *trak[b"mdia"], path + "/mdia")
+    track_id, _ = parse_tkhd(buf[slice(*trak[b"tkhd"][:2])], path + "/tkhd")
+    mdia = index[trak[b"mdia"][2]]
     if b"hdlr" not in mdia or b"mdhd" not in mdia or b"minf" not in mdia:
         raise MalformedBox(path + "/mdia", "no hdlr, mdhd or minf")
-    handler_type = parse_hdlr(buf[slice(*mdia[b"hdlr"])], path + "/mdia/hdlr")
+    handler_type = parse_hdlr(buf[slice(*mdia[b"hdlr"][:2])], path + "/mdia/hdlr")
     if handler_type not in (b"vide", b"soun"):
         return None
-    timescale, _, language = parse_mdhd(buf[slice(*mdia[b"mdhd"])], path + "/mdia/mdhd")
-    minf = _spans(buf, *mdia[b"minf"], path + "/mdia/minf")
+    timescale, _, language = parse_mdhd(buf[slice(*mdia[b"mdhd"][:2])], path + "/mdia/mdhd")
+    minf = index[mdia[b"minf"][2]]
     if b"stbl" not in minf:
         raise MalformedBox(path + "/mdia/minf", "no stbl")
     stbl_path = path + "/mdia/minf/stbl"
-    stbl = _views(buf, *minf[b"stbl"], stbl_path)
+    whole = memoryview(buf)  # the sample tables are viewed, not copied, by numpy
+    stbl = {fourcc: whole[a:b] for fourcc, (a, b, _) in index[minf[b"stbl"][2]].items()}
     if b"stz2" in stbl and b"stsz" not in stbl:
         raise UnsupportedMedia("compact sample sizes (stz2) are not supported", box_path=stbl_path)
     for required in (b"stsd", b"stts", b"stsc", b"stsz"):
@@ -281,9 +282,9 @@ def _parse_trak(buf, start, end, path, node, file_size, max_samples) -> Track | 
         return None
     edits: tuple[Edit, ...] = ()
     if b"edts" in trak:
-        edts = _payloads(buf, *trak[b"edts"], path + "/edts")
+        edts = index[trak[b"edts"][2]]
         if b"elst" in edts:
-            entries = parse_elst(edts[b"elst"], path + "/edts/elst")
+            entries = parse_elst(buf[slice(*edts[b"elst"][:2])], path + "/edts/elst")
             for _, media_time, rate in entries:
                 if media_time >= 0 and rate != 1:
                     raise UnsupportedMedia(f"edit with media_rate {rate} is not supported", box_path=path + "/edts/elst")
