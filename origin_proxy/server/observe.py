@@ -141,8 +141,12 @@ class JsonAccessLogger(AbstractAccessLogger):
     the socket minus what our transport still held (bytes already in the kernel's send buffer count as sent).
     """
 
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(json.dumps({
+        _emit(self.logger, json.dumps({
             "method": request.method,
             "path": request.path_qs,
             "status": response.status,
@@ -150,6 +154,13 @@ class JsonAccessLogger(AbstractAccessLogger):
             "duration_ms": round(time * 1000, 3),
             "remote": request.remote,
         }, separators=(",", ":")))
+
+
+def _emit(logger: logging.Logger, line: str) -> None:
+    """`logger.info(line)` without the caller lookup (a stack walk per record; access log formats never show
+    the caller's file and line)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, line, None, None))
 
 
 class PlainAccessLogger(AbstractAccessLogger):
@@ -185,11 +196,10 @@ class PlainAccessLogger(AbstractAccessLogger):
             headers = request.headers
             version = request.version
             remote = request.remote
-            line = (f'{remote if remote is not None else "-"} {self._start_stamp(time)} '
-                    f'"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}" '
-                    f'{response.status} {response.body_length} '
-                    f'"{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"')
-            logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, line, None, None))
+            _emit(logger, f'{remote if remote is not None else "-"} {self._start_stamp(time)} '
+                          f'"{request.method} {request.path_qs} HTTP/{version.major}.{version.minor}" '
+                          f'{response.status} {response.body_length} '
+                          f'"{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"')
         except Exception:
             logger.exception("Error in logging")
 
