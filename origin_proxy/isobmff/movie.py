@@ -61,8 +61,9 @@ class Node:
                 return node
         return None
 
-    @property
+    @functools.cached_property
     def nbytes(self) -> int:
+        """Memory of this box's skeleton (bytes, with a fixed 64 per node): made once, the tree is immutable."""
         return 64 + len(self.payload) + sum(child.nbytes for child in self.children or ())
 
 

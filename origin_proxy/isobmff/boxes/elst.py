@@ -15,6 +15,7 @@ from ...errors import MalformedBox
 from ._parse import parse_payload
 
 _PREFIX = Struct("version" / Int8ub, "flags" / Int24ub, "entry_count" / Int32ub)
+_PREFIX_FIELDS = struct.Struct(">B3xI")
 _V0 = struct.Struct(">IiHH")   # segment_duration, media_time, media_rate_integer, media_rate_fraction
 _V1 = struct.Struct(">QqHH")
 
@@ -25,12 +26,16 @@ def parse_elst(payload: bytes, box_path: str) -> list[tuple[int, int, int]]:
     Raises:
         MalformedBox: entry_count needs more bytes than the payload holds.
     """
-    prefix = parse_payload(_PREFIX, payload, box_path)
-    entry = _V1 if prefix.version == 1 else _V0
-    need = 8 + prefix.entry_count * entry.size
+    if len(payload) >= 8:  # version, flags, entry_count: one unpack (a shorter payload: _PREFIX raises)
+        version, entry_count = _PREFIX_FIELDS.unpack_from(payload)
+    else:
+        prefix = parse_payload(_PREFIX, payload, box_path)
+        version, entry_count = prefix.version, prefix.entry_count
+    entry = _V1 if version == 1 else _V0
+    need = 8 + entry_count * entry.size
     if need > len(payload):
-        raise MalformedBox(box_path, f"entry_count {prefix.entry_count} needs {need} bytes, payload has {len(payload)}")
-    return [entry.unpack_from(payload, 8 + i * entry.size)[:3] for i in range(prefix.entry_count)]
+        raise MalformedBox(box_path, f"entry_count {entry_count} needs {need} bytes, payload has {len(payload)}")
+    return [entry.unpack_from(payload, 8 + i * entry.size)[:3] for i in range(entry_count)]
 
 
 def build_elst(entries: list[tuple[int, int]]) -> bytes:

@@ -19,5 +19,8 @@ HandlerBox = Struct(
 
 
 def parse_hdlr(payload: bytes, box_path: str) -> bytes:
-    """The handler_type 4CC: b"vide", b"soun", b"meta", b"text", ... Raises MalformedBox."""
+    """The handler_type 4CC: b"vide", b"soun", b"meta", b"text", ... Raises MalformedBox (a payload shorter than
+    HandlerBox's 12 bytes goes through it, whose error names the field; else the 4CC is sliced out)."""
+    if len(payload) >= 12:
+        return bytes(payload[8:12])
     return parse_payload(HandlerBox, payload, box_path).handler_type
