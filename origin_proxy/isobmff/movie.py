@@ -61,9 +61,8 @@ class Node:
                 return node
         return None
 
-    @functools.cached_property
+    @property
     def nbytes(self) -> int:
-        """Memory of this box's skeleton (bytes, with a fixed 64 per node): made once, the tree is immutable."""
         return 64 + len(self.payload) + sum(child.nbytes for child in self.children or ())
 
 
