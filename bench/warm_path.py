@@ -7,7 +7,8 @@ checked as a 206 of 65536 bytes (bench/seek.py's CheckedClient). Servers alterna
 C B A). The run is cut into `--blocks` blocks; each block gives one ratio of medians against nginx, and the report
 shows the median ratio and its min–max over the blocks (keep-alive and a new connection per request), on the main
 movie (movie_360p_2h) and the short one (movie_10m: the constant per-request cost). With `--wrk S`, requests/s of
-`wrk -t1 -c16` on random starts, S seconds per server, alternating, two rounds.
+`wrk -t1 -c16` on random starts, S seconds per server, alternating, three rounds, with each server's CPU per
+request (psutil, its children included: nginx's worker).
 
 Compare builds inside one run only (the machine is shared): `git archive <commit> origin_proxy | tar -x -C DIR` and
 `--tree before=DIR`.
@@ -19,6 +20,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import psutil
 
 from .__main__ import start_floor_server
 from .harness import OP_TREE, Server, log, start_nginx, start_origin_proxy
@@ -40,6 +43,12 @@ def _rounds(servers: list[Server], movie: str, duration: float, n: int, keep_ali
         for c in clients.values():
             c.close()
     return out
+
+
+def _cpu_s(server: Server) -> float:
+    """CPU seconds (user + system) of a server process and its children (nginx's worker) so far."""
+    process = psutil.Process(server.proc.pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
 
 
 def _summary(blocks: list[dict[str, list[float]]], name: str) -> str:
@@ -128,17 +137,23 @@ def main(argv: list[str] | None = None) -> int:
                 script = tmp / "start.lua"
                 script.write_text(WRK_LUA.format(seed=17, thousandths=int(0.9 * MOVIES[movie] * 1000), movie=movie))
                 rps: dict[str, list[float]] = {s.name: [] for s in servers if s.name != "floor"}
+                cpu_ms: dict[str, list[float]] = {name: [] for name in rps}  # server CPU per request
                 measured = [s for s in servers if s.name != "floor"]
-                for i in range(2):
+                for i in range(3):
                     for server in (measured if i % 2 == 0 else measured[::-1]):
-                        rps[server.name].append(wrk_rps(server, script, args.wrk, 16))
+                        cpu_before = _cpu_s(server)
+                        rate = wrk_rps(server, script, args.wrk, 16)
+                        rps[server.name].append(rate)
+                        cpu_ms[server.name].append((_cpu_s(server) - cpu_before) / (rate * args.wrk) * 1e3)
                 ng = statistics.median(rps["nginx"])
-                print(f"wrk -t1 -c16, {movie}: nginx {ng:.0f} req/s", flush=True)
+                print(f"wrk -t1 -c16, {movie}: nginx {ng:.0f} req/s, {statistics.median(cpu_ms['nginx']):.2f} ms CPU "
+                      f"per request", flush=True)
                 for name, values in rps.items():
                     if name != "nginx":
                         print(f"  {name:>16}: {statistics.median(values):.0f} req/s  ratio "
-                              f"{statistics.median(values) / ng:.2f}x ({min(values) / ng:.2f}-{max(values) / ng:.2f})",
-                              flush=True)
+                              f"{statistics.median(values) / ng:.2f}x ({min(values) / ng:.2f}-{max(values) / ng:.2f}), "
+                              f"{statistics.median(cpu_ms[name]):.2f} ms CPU per request "
+                              f"({min(cpu_ms[name]):.2f}-{max(cpu_ms[name]):.2f})", flush=True)
         finally:
             for s in servers:
                 s.stop()
