@@ -5,7 +5,8 @@ run level (sample_table.py holds the type and the questions asked of it).
 Totals enforced: stts counts sum to the stsz sample_count; stsc, walked over the stco chunks, places at least
 that many samples; every sample lies inside the file, checked from each chunk's exact byte count. ctts that covers
 fewer samples than stsz is padded with offset 0 (players do the same); more is cut. Every check is a vector pass
-over runs, chunks or sizes: no Python loop over samples and no per-sample array.
+over runs, chunks or sizes: no Python loop over samples, and no per-sample array kept (the chunk check of a
+track of short chunks sums them through a temporary of cumulative sizes).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def build_sample_table(
     box_path: str,
 ) -> SampleTable:
     """Check the parsed stbl tables against each other and the file, and keep them at run level. O(R + C + K)
-    vector work plus a pass over the sizes (their maximum); no per-sample array is made.
+    vector work plus a pass over the sizes (their maximum), and for tracks whose chunks need exact sums their
+    cumulative sizes (a temporary); no per-sample array is kept.
 
     Args:
         stts, ctts, stsc: structured entry views from boxes/; stss: 1-based sample numbers.

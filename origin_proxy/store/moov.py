@@ -24,8 +24,11 @@ from .source import Source
 __all__ = ["MediaLimits", "MoovBlob", "load_moov_bytes", "load_movie_file", "movie_file_from_blob"]
 
 MAX_TOP_LEVEL_BOXES = 1024
-# Measured (bench/cold_parse.py, this commit): the parse costs ~3-6 ms per moov MB, a hop to the default executor
-# ~0.05-0.09 ms. A 256 KiB moov blocks the loop ~1.5 ms, some 20 hops; below it the hop is not worth its share.
+# Measured (bench/cold_parse.py with the server's malloc thresholds): the parse costs ~1.5 ms plus ~0.6-1.2 ms per
+# moov MB (2.1 ms for movie_10m's 0.46 MB, 3.6 ms for movie_360p_2h's 5.4 MB), a hop to the default executor
+# ~0.05-0.1 ms on an idle machine (0.3-0.9 ms of wall time on a loaded one). Below 256 KiB the parse is mostly its
+# fixed part and the hop is not worth its share; above it the loop is not blocked for the parse (a 5.4 MB moov
+# inline: ~3.5 ms of every other request's latency, for a cold TTFB within the noise of the executor's).
 PARSE_IN_EXECUTOR_BYTES = 256 << 10
 
 
