@@ -326,3 +326,54 @@ def _check_against_reference(tables, data):
     expected = kept_offsets[chunk] + start[:-1] - start[chunk_first[chunk]]
     assert table.sample_offsets(0, n).tolist() == expected.tolist()
     assert [table.sample_offset(i) for i in range(n)] == expected.tolist()
+
+
+def _canonical(counts, values):
+    """(counts, values) as a box's canonical entries: no zero counts, no two equal neighbours."""
+    out: list[list[int]] = []
+    for count, value in zip(counts, values):
+        if count == 0:
+            continue
+        if out and out[-1][1] == value:
+            out[-1][0] += count
+        else:
+            out.append([count, value])
+    return out
+
+
+@st.composite
+def _canonical_tables(draw):
+    """_tables() whose stts and ctts are canonical and cover exactly the N samples: the form real muxers write and
+    the one the build reads in its fast pass (the box's entries kept as they are)."""
+    stts, ctts, stss, stsc, sizes, offsets, file_size = draw(_tables())
+    n = len(sizes)
+    stts = np.array([tuple(e) for e in _canonical(stts["sample_count"].tolist(), stts["sample_delta"].tolist())],
+                    STTS_ENTRY)
+    cuts = sorted(set(draw(st.lists(st.integers(1, n - 1), max_size=10)))) if n > 1 else []
+    bounds = [0, *cuts, n]
+    offsets_ticks = [draw(st.integers(-3000, 3000)) for _ in range(len(bounds) - 1)]
+    ctts = np.array([tuple(e) for e in _canonical([b - a for a, b in zip(bounds, bounds[1:])], offsets_ticks)],
+                    CTTS_ENTRY)
+    return stts, ctts, stss, stsc, sizes, offsets, file_size
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_canonical_tables(), st.data())
+def test_random_canonical_tables_equal_the_per_sample_reference(tables, data):
+    """Canonical stts/ctts covering N (kept as the box's own entries, their counts, checks and extremes read in one
+    pass) give what the per-sample reference gives: times, offsets, cts_min/cts_max, composition end."""
+    stts, ctts = tables[0], tables[1]
+    assert int(stts["sample_count"].sum()) == int(ctts["sample_count"].sum()) == len(tables[4])
+    _check_against_reference(tables, data)
+
+
+@pytest.mark.parametrize("first_chunks", [[1, 1], [1, 3, 3], [1, 3, 2], [2], [1, 6]])
+def test_stsc_first_chunk_not_increasing_from_1_is_refused(first_chunks):
+    """stsc's first_chunk must start at 1 and increase strictly within the chunk count (§8.7.4): a repeated, a
+    decreasing, a first other than 1 and one past the last chunk are each a MalformedBox."""
+    n, chunk_count = 10, 5
+    stsc = np.array([(chunk, 2, 1) for chunk in first_chunks], STSC_ENTRY)
+    with pytest.raises(MalformedBox, match="first_chunk values are not increasing"):
+        build_sample_table(timescale=1000, stts=np.array([(n, 1)], STTS_ENTRY), ctts=None, stss=None, stsc=stsc,
+                           stsz=(0, n, np.full(n, 10, ">u4")), chunk_offsets=np.arange(chunk_count, dtype=">u4") * 100,
+                           file_size=1000, max_samples=100, box_path="stbl")
