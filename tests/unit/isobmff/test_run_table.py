@@ -377,3 +377,39 @@ def test_stsc_first_chunk_not_increasing_from_1_is_refused(first_chunks):
         build_sample_table(timescale=1000, stts=np.array([(n, 1)], STTS_ENTRY), ctts=None, stss=None, stsc=stsc,
                            stsz=(0, n, np.full(n, 10, ">u4")), chunk_offsets=np.arange(chunk_count, dtype=">u4") * 100,
                            file_size=1000, max_samples=100, box_path="stbl")
+
+
+@pytest.mark.parametrize("layout", ["one-sample chunks", "three-sample chunks", "alternating 1 and 2"])
+@pytest.mark.parametrize("case", ["back to back", "one byte into the next chunk", "one byte past the file"])
+def test_chunks_that_exactly_fill_their_room(layout, case):
+    """300 chunks laid back to back, so every chunk exactly fills the room to the next one (no gap clears the
+    bound, the check sums them all): as one long run of one-sample chunks (the sizes against the rooms), of
+    three-sample chunks (rows summed), or of short runs alternating 1 and 2 samples (cumulative sizes). One byte
+    more in a middle chunk makes the chunks overlap (not ascending); one byte less of file puts the last chunk past
+    it (refused). Each as the per-sample reference says."""
+    chunks = 300
+    per = {"one-sample chunks": [1] * chunks, "three-sample chunks": [3] * chunks,
+           "alternating 1 and 2": [1 + c % 2 for c in range(chunks)]}[layout]
+    n = sum(per)
+    sizes = np.random.default_rng(7).integers(100, 1000, n).astype(np.int64)
+    bounds = np.concatenate(([0], np.cumsum(per)))
+    chunk_bytes = np.array([sizes[a:b].sum() for a, b in zip(bounds, bounds[1:])])
+    offsets = 8 + np.concatenate(([0], np.cumsum(chunk_bytes)[:-1]))
+    file_size = int(offsets[-1] + chunk_bytes[-1])
+    if case == "one byte into the next chunk":
+        sizes[bounds[150]] += 1
+    elif case == "one byte past the file":
+        file_size -= 1
+    entries = [(1, per[0], 1)] + [(c + 1, k, 1) for c, k in enumerate(per) if c and k != per[c - 1]]
+    tables = (np.array([(n, 1)], STTS_ENTRY), None, None, np.array(entries, STSC_ENTRY), sizes.astype(">u4"),
+              offsets.astype(">u4"), file_size)
+    expected = _reference(*tables)
+    assert expected == "outside" if case == "one byte past the file" else expected[5] == (case == "back to back")
+    try:
+        table = build_sample_table(timescale=1000, stts=tables[0], ctts=None, stss=None, stsc=tables[3],
+                                   stsz=(0, n, tables[4]), chunk_offsets=tables[5], file_size=file_size,
+                                   max_samples=10**6, box_path="stbl")
+    except MalformedBox as exc:
+        assert expected == "outside" and "outside" in str(exc)
+        return
+    assert expected != "outside" and table.chunks.ascending == expected[5]
