@@ -5,7 +5,10 @@ stts, ctts and stsc are kept as runs (cumulative run ends), and stss as sorted 0
 on runs and vectors before anything is expanded, with no Python loop over samples or chunks, and no per-sample
 array is made while parsing. Questions the clip path asks (the decode time of a sample, the sample at a decode
 time, the composition offsets of a window, byte spans, where the presentation ends) are answered from the runs
-in O(log R) or O(window). The per-sample columns the packager reads (dts_ticks, duration_ticks, cts_offset_ticks,
+in O(log R) or O(window), in Python ints: run tables of fewer than _LIST_BELOW runs (stts of constant-rate media,
+the stsc of most tracks) are also kept as array('q') copies made on first use and counted in nbytes, so a scalar
+question is a bisect and no numpy call; longer ones (ctts, stss, an interleaved track's stsc) are searched with
+numpy. The per-sample columns the packager reads (dts_ticks, duration_ticks, cts_offset_ticks,
 is_sync) are made on first use and cached; all arrays are read-only.
 
 Kept for the moov writer: stts and ctts in their canonical run-length form as big-endian box entries (the box's
@@ -19,6 +22,10 @@ sample_count, stsc over the stco chunks places at least that many samples, every
 from __future__ import annotations
 
 import functools
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,9 +34,25 @@ import numpy as np
 from .boxes.stsc import STSC_ENTRY
 
 
+_LIST_BELOW = 64  # run tables this short are also kept as int64 arrays of the array module: bisect, no numpy scalars
+_SUM_BELOW = 64  # sizes of fewer samples are summed in Python (numpy's sum costs microseconds to start)
+_U32 = struct.Struct(">I")
+
+
 def _frozen(array: np.ndarray) -> np.ndarray:
     array.flags.writeable = False
     return array
+
+
+def _small_list(values: np.ndarray) -> array | None:
+    """The values as an array('q') (8 bytes each, its items read as Python ints, bisect works on it) when there are
+    fewer than _LIST_BELOW, else None (the numpy search is used)."""
+    return array("q", values.astype(np.int64).tobytes()) if len(values) < _LIST_BELOW else None
+
+
+def _list_nbytes(values: array | None) -> int:
+    """Memory an array('q') made by _small_list holds, its header included."""
+    return 0 if values is None else sys.getsizeof(values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,11 +120,46 @@ class Runs:
             counts, values = np.append(counts, n - covered), np.append(values, 0)
         return cls.from_entries(counts, values, entries.dtype), covered
 
+    @functools.cached_property
+    def _bounds(self) -> array | None:
+        """first_sample as an array('q') when R + 1 < _LIST_BELOW, else None."""
+        return _small_list(self.first_sample)
+
+    @functools.cached_property
+    def _value_list(self) -> array | None:
+        """The run values as an array('q') when R < _LIST_BELOW, else None."""
+        return _small_list(self.values)
+
+    @functools.cached_property
+    def _entry_bytes(self) -> memoryview | None:
+        """`entries` as a flat uint8 memoryview (no copy) when an entry is two 4-byte fields (stts, ctts), else
+        None."""
+        entry = self.entries.dtype
+        if entry.itemsize != 8 or entry[0].itemsize != 4 or not self.entries.flags.c_contiguous:
+            return None
+        return memoryview(self.entries.view(np.uint8))
+
+    def value_of_run(self, run: int) -> int:
+        """The value of run `run` (0 <= run < R) as an int."""
+        values = self._value_list
+        return values[run] if values is not None else int(self.values[run])
+
     def window(self, first: int, stop: int) -> tuple[int, list]:
         """The entries of samples [first, stop) (0 <= first < stop <= N): (entry_count, payload pieces), the first
-        and last runs cut to the window; the middle entries are zero-copy uint8 views of `entries`."""
-        ra = int(np.searchsorted(self.first_sample, first, side="right")) - 1
-        rb = int(np.searchsorted(self.first_sample, stop - 1, side="right")) - 1
+        and last runs cut to the window; the middle entries are zero-copy uint8 views of `entries`. O(log R)."""
+        ra = self.run_of(first)
+        last = len(self.entries) - 1
+        if stop - 1 < self.first_sample_of(ra + 1):
+            rb = ra
+        else:  # a window to the end (no `end`) ends in the last run: no search
+            rb = last if stop == self.first_sample_of(last + 1) else self.run_of(stop - 1)
+        raw = self._entry_bytes
+        if raw is not None:  # the count packed, the value's 4 bytes copied: the entry without a numpy record
+            if ra == rb:
+                return 1, [_U32.pack(stop - first) + raw[8 * ra + 4 : 8 * ra + 8]]
+            head = _U32.pack(self.first_sample_of(ra + 1) - first) + raw[8 * ra + 4 : 8 * ra + 8]
+            tail = _U32.pack(stop - self.first_sample_of(rb)) + raw[8 * rb + 4 : 8 * rb + 8]
+            return rb - ra + 1, [head, raw[8 * (ra + 1) : 8 * rb], tail]
         count_field = self.entries.dtype.names[0]
         if ra == rb:
             head = self.entries[ra : ra + 1].copy()
@@ -114,16 +172,28 @@ class Runs:
         middle = memoryview(self.entries[ra + 1 : rb].view(np.uint8))
         return rb - ra + 1, [head.tobytes(), middle, tail.tobytes()]
 
-    @property
+    @functools.cached_property
     def values(self) -> np.ndarray:
-        """The run values (big-endian view of the entries' second field), shape (R,)."""
+        """The run values (big-endian view of the entries' second field), shape (R,); made once (a field of a
+        structured array costs microseconds to take), a view: no memory of its own."""
         return self.entries[self.entries.dtype.names[1]]
 
     def run_of(self, samples: np.ndarray | int) -> np.ndarray | int:
-        """The run holding each sample (0 <= sample < N)."""
-        if isinstance(samples, (int, np.integer)):
+        """The run holding each sample (0 <= sample < N): O(log R) each (an int: a bisect of _bounds when R is
+        small)."""
+        if isinstance(samples, int):
+            bounds = self._bounds
+            if bounds is not None:
+                return bisect_right(bounds, samples) - 1
             return int(self.first_sample.searchsorted(samples, side="right")) - 1
+        if isinstance(samples, np.integer):
+            return self.run_of(int(samples))
         return self.first_sample.searchsorted(samples, side="right") - 1
+
+    def first_sample_of(self, run: int) -> int:
+        """first_sample[run] (0 <= run <= R) as an int."""
+        bounds = self._bounds
+        return bounds[run] if bounds is not None else int(self.first_sample[run])
 
     def expand(self, first: int, stop: int, dtype=np.int64) -> np.ndarray:
         """The per-sample values of samples [first, stop) (0 <= first <= stop <= N), shape (stop - first,), in
@@ -131,12 +201,23 @@ class Runs:
         if stop <= first:
             return np.zeros(0, dtype)
         ra, rb = self.run_of(first), self.run_of(stop - 1)
-        counts = np.diff(np.clip(self.first_sample[ra : rb + 2], first, stop))
-        return np.repeat(self.values[ra : rb + 1].astype(dtype), counts)
+        if ra == rb:
+            return np.full(stop - first, self.value_of_run(ra), dtype=dtype)
+        if rb - ra < 8:  # a few runs: their lengths in Python, one array made
+            values = []
+            for run in range(ra, rb + 1):
+                values += [self.value_of_run(run)] * (min(self.first_sample_of(run + 1), stop)
+                                                      - max(self.first_sample_of(run), first))
+            return np.array(values, dtype=dtype)
+        bounds = self.first_sample[ra : rb + 2].copy()  # the run starts between lie inside: cut the two ends only
+        bounds[0], bounds[-1] = first, stop
+        return np.repeat(self.values[ra : rb + 1].astype(dtype), np.diff(bounds))
 
     @property
     def nbytes(self) -> int:
-        return self.entries.nbytes + self.first_sample.nbytes
+        """The arrays and the array('q') copies made so far (_bounds, _value_list)."""
+        lists = sum(_list_nbytes(self.__dict__.get(name)) for name in ("_bounds", "_value_list"))
+        return self.entries.nbytes + self.first_sample.nbytes + lists
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,12 +253,35 @@ class ChunkMap:
         """int64 chunks where a run begins (stsc's canonical first_chunk values, 0-based), shape (R,)."""
         return self.run_first_chunk[:-1]
 
+    @functools.cached_property
+    def _run_lists(self) -> tuple[array, array, array] | None:
+        """(run_first_sample, run_first_chunk, run_samples_per_chunk) as array('q')s (see _small_list) when
+        R + 1 < _LIST_BELOW, else None."""
+        if len(self.run_first_sample) >= _LIST_BELOW:
+            return None
+        return (_small_list(self.run_first_sample), _small_list(self.run_first_chunk),
+                _small_list(self.run_samples_per_chunk))
+
+    def locate(self, sample: int) -> tuple[int, int, int, int]:
+        """(run, chunk, the chunk's first sample, its samples: the run's samples_per_chunk) of one sample
+        (0 <= sample < N), from one O(log R) search (a bisect of array('q') copies when R is small). The next
+        chunk's first sample is the chunk's first plus its samples (runs are whole chunks)."""
+        lists = self._run_lists
+        if lists is not None:
+            run_sample, run_chunk, per_chunk = lists
+            run = bisect_right(run_sample, sample) - 1
+            first_sample, first_chunk, per = run_sample[run], run_chunk[run], per_chunk[run]
+        else:
+            run = int(self.run_first_sample.searchsorted(sample, side="right")) - 1
+            first_sample = int(self.run_first_sample[run])
+            first_chunk, per = int(self.run_first_chunk[run]), int(self.run_samples_per_chunk[run])
+        chunk = first_chunk + (sample - first_sample) // per
+        return run, chunk, first_sample + (chunk - first_chunk) * per, per
+
     def chunk_of(self, samples: np.ndarray | int) -> np.ndarray | int:
         """The chunk holding each sample (0 <= sample < N), from the runs in O(log R) each."""
         if isinstance(samples, (int, np.integer)):
-            run = int(self.run_first_sample.searchsorted(samples, side="right")) - 1
-            return int(self.run_first_chunk[run]) + (int(samples) - int(self.run_first_sample[run])) \
-                // int(self.run_samples_per_chunk[run])
+            return self.locate(int(samples))[1]
         samples = np.asarray(samples, np.int64)
         run = self.run_first_sample.searchsorted(samples, side="right") - 1
         return self.run_first_chunk[run] + (samples - self.run_first_sample[run]) // self.run_samples_per_chunk[run]
@@ -188,6 +292,11 @@ class ChunkMap:
         if isinstance(chunks, (int, np.integer)):
             if last < 0:
                 return 0
+            lists = self._run_lists
+            if lists is not None:
+                run_sample, run_chunk, per_chunk = lists
+                run = min(bisect_right(run_chunk, chunks) - 1, last)
+                return run_sample[run] + (int(chunks) - run_chunk[run]) * per_chunk[run]
             run = min(int(self.run_first_chunk.searchsorted(chunks, side="right")) - 1, last)
             return int(self.run_first_sample[run]) + (int(chunks) - int(self.run_first_chunk[run])) \
                 * int(self.run_samples_per_chunk[run])
@@ -208,27 +317,31 @@ class ChunkMap:
         chunks = np.arange(chunk_from, chunk_to + 1)
         return self.run_description_index[self.run_first_chunk[:-1].searchsorted(chunks, side="right") - 1]
 
-    def stsc_window(self, first: int, stop: int) -> tuple[int, int, int, Callable[[], np.ndarray]]:
+    def stsc_window(self, first: int, stop: int, located: tuple | None = None
+                    ) -> tuple[int, int, int, Callable[[], np.ndarray]]:
         """stsc (§8.7.4) of samples [first, stop) (0 <= first < stop <= N): (first chunk, last chunk, entry count,
-        a function making the entries), in O(log R); the entries are made in O(entries) when called.
+        a function making the entries), in O(log R); the entries are made in O(entries) when called. `located`:
+        (locate(first), locate(stop - 1)) when the caller has them.
 
         Entries (structured STSC_ENTRY, first_chunk renumbered from 1) start at the first kept chunk, at every run
         start inside the window, and at the chunks a cut changes: the one after a first chunk cut mid-chunk and
         a last chunk cut mid-chunk. Neighbouring entries may carry equal values (the box allows it)."""
-        ca, cb = self.chunk_of(first), self.chunk_of(stop - 1)
+        at_first, at_last = located if located is not None else (self.locate(first), self.locate(stop - 1))
+        run_a, ca, first_start, first_per = at_first
+        run_b, cb, last_start, last_per = at_last
         runs = self.run_starts
-        lo = int(runs.searchsorted(ca, side="right"))
-        hi = int(runs.searchsorted(cb, side="right"))
-        after_first = self.chunk_first_sample(ca + 1)
+        lo, hi = run_a + 1, run_b + 1  # runs.searchsorted(ca / cb, "right"): chunks hold >= 1 sample, runs >= 1 chunk
+        after_first = first_start + first_per
         first_count = min(after_first, stop) - first
-        last_start = self.chunk_first_sample(cb)
         last_count = stop - last_start
         extra = set()
-        if ca + 1 <= cb and first_count != after_first - self.chunk_first_sample(ca):
+        # a chunk is a run start when it is the first of its run: ca + 1 when the next run starts there, cb when
+        # its run starts there
+        if ca + 1 <= cb and first_count != first_per and not (
+                run_a + 1 < len(runs) and self._run_first_chunk_of(run_a + 1) == ca + 1):
             extra.add(ca + 1)
-        if cb > ca and last_count != self.chunk_first_sample(cb + 1) - last_start:
+        if cb > ca and last_count != last_per and self._run_first_chunk_of(run_b) != cb:
             extra.add(cb)
-        extra = {c for c in extra if not self._is_run_start(c)}  # run starts are entries already
 
         def entries() -> np.ndarray:
             chunks = np.empty(1 + (hi - lo) + len(extra), dtype=np.int64)
@@ -237,28 +350,35 @@ class ChunkMap:
             if extra:  # at most two chunks, not run starts: put them in place
                 chunks[1 + hi - lo :] = sorted(extra)
                 chunks.sort()
-            counts = self.chunk_first_sample(chunks + 1) - self.chunk_first_sample(chunks)
+            run = runs.searchsorted(chunks, side="right") - 1
+            counts = self.run_samples_per_chunk[run]  # a chunk holds its run's samples_per_chunk (a new array)
             counts[0] = first_count
             if cb > ca and chunks[-1] == cb:
                 counts[-1] = last_count
             out = np.empty(len(chunks), dtype=STSC_ENTRY)
             out["samples_per_chunk"] = counts
-            out["sample_description_index"] = self.run_description_index[runs.searchsorted(chunks, side="right") - 1]
+            out["sample_description_index"] = self.run_description_index[run]
             out["first_chunk"] = chunks - (ca - 1)
             return out
 
         return ca, cb, 1 + (hi - lo) + len(extra), entries
 
-    def _is_run_start(self, chunk: int) -> bool:
-        at = int(self.run_starts.searchsorted(chunk))
-        return at < len(self.run_starts) and int(self.run_starts[at]) == chunk
+    def _run_first_chunk_of(self, run: int) -> int:
+        lists = self._run_lists
+        return lists[1][run] if lists is not None else int(self.run_first_chunk[run])
+
+    def chunk_offset(self, chunk: int) -> int:
+        """File offset (bytes) of one chunk (0 <= chunk < C) as an int."""
+        return int(self.offset_bytes[chunk])
 
     @property
     def nbytes(self) -> int:
+        """The arrays (the cached first_sample too once made) and the array('q') copies of the runs made so far."""
         arrays = [self.offset_bytes, self.run_first_chunk, self.run_first_sample, self.run_samples_per_chunk,
                   self.run_description_index] + ([self.__dict__["first_sample"]] if "first_sample" in self.__dict__
                                                  else [])
-        return sum(_owned_nbytes(a) for a in arrays)
+        lists = self.__dict__.get("_run_lists") or ()
+        return sum(_owned_nbytes(a) for a in arrays) + sum(map(_list_nbytes, lists))
 
 
 def _owned_nbytes(array: np.ndarray) -> int:
@@ -368,11 +488,18 @@ class SampleTable:
     def _stts_deltas(self) -> np.ndarray:
         return _frozen(self.stts.values.astype(np.int64))
 
+    @functools.cached_property
+    def _run_dts_list(self) -> array | None:
+        """run_dts_ticks as an array('q') when the stts runs are few (see Runs._bounds), else None."""
+        return _small_list(self.run_dts_ticks)
+
     def _stts_run(self, samples):
         """stts run of each sample index in 0..N (N is placed in the last run)."""
         last = len(self.stts.entries) - 1
-        if isinstance(samples, (int, np.integer)):
-            return min(int(self.stts.first_sample.searchsorted(samples, side="right")) - 1, last)
+        if isinstance(samples, int):
+            return min(self.stts.run_of(samples), last)
+        if isinstance(samples, np.integer):
+            return min(self.stts.run_of(int(samples)), last)
         if last == 0:
             return np.zeros(len(samples), dtype=np.int64)
         return np.minimum(self.stts.first_sample.searchsorted(samples, side="right") - 1, last)
@@ -383,23 +510,25 @@ class SampleTable:
         if self.sample_count == 0:
             return 0 if isinstance(samples, (int, np.integer)) else np.zeros(len(samples), np.int64)
         run = self._stts_run(samples)
-        first_sample, deltas, run_dts = self.stts.first_sample, self._stts_deltas, self.run_dts_ticks
         if isinstance(run, int):
-            return int(run_dts[run]) + (int(samples) - int(first_sample[run])) * int(deltas[run])
+            stts = self.stts
+            run_dts = self._run_dts_list
+            start = run_dts[run] if run_dts is not None else int(self.run_dts_ticks[run])
+            return start + (int(samples) - stts.first_sample_of(run)) * stts.value_of_run(run)
+        first_sample, deltas, run_dts = self.stts.first_sample, self._stts_deltas, self.run_dts_ticks
         return run_dts[run] + (np.asarray(samples, np.int64) - first_sample[run]) * deltas[run]
 
     def duration_at(self, samples):
         """Duration (media ticks) of each sample index in 0..N-1: an int for an int, else int64."""
         run = self._stts_run(samples)
-        return int(self._stts_deltas[run]) if isinstance(run, int) else self._stts_deltas[run]
+        return self.stts.value_of_run(run) if isinstance(run, int) else self._stts_deltas[run]
 
     def cts_at(self, samples):
         """Composition offset (media ticks) of each sample index in 0..N-1: an int for an int, else int64."""
         if self.ctts is None:
             return 0 if isinstance(samples, (int, np.integer)) else np.zeros(len(samples), np.int64)
         run = self.ctts.run_of(samples)
-        values = self.ctts.values
-        return int(values[run]) if isinstance(run, int) else values[run].astype(np.int64)
+        return self.ctts.value_of_run(run) if isinstance(run, int) else self.ctts.values[run].astype(np.int64)
 
     def pts_at(self, samples):
         """Composition time dts + cts (media ticks) of each sample index in 0..N-1: an int for an int, else
@@ -427,19 +556,50 @@ class SampleTable:
         """int64 composition times of samples [first, stop), shape (stop - first,)."""
         return self.dts_window(first, stop) + self.cts_window(first, stop)
 
+    def pts_list(self, first: int, stop: int) -> list[int]:
+        """pts_window(first, stop) as a list of ints, for windows of a few samples (0 <= first <= stop <= N): two
+        O(log R) searches, then O(stop - first) steps along the runs in Python, no array."""
+        if stop <= first:
+            return []
+        stts, ctts = self.stts, self.ctts
+        dts = self.dts_at(first)
+        run = self._stts_run(first)
+        run_end, delta = stts.first_sample_of(run + 1), stts.value_of_run(run)
+        if ctts is not None:
+            crun = ctts.run_of(first)
+            crun_end, offset = ctts.first_sample_of(crun + 1), ctts.value_of_run(crun)
+        else:
+            crun_end, offset = stop, 0
+        out = []
+        for sample in range(first, stop):
+            if sample >= run_end:
+                run += 1
+                run_end, delta = stts.first_sample_of(run + 1), stts.value_of_run(run)
+            if sample >= crun_end:
+                crun += 1
+                crun_end, offset = ctts.first_sample_of(crun + 1), ctts.value_of_run(crun)
+            out.append(dts + offset)
+            dts += delta
+        return out
+
     def dts_searchsorted(self, ticks: int, side: str = "left") -> int:
         """np.searchsorted(dts_ticks, ticks, side) without the column: the number of samples decoded before
         `ticks` ("left") or at or before it ("right"), from the stts runs in O(log R)."""
         if self.sample_count == 0:
             return 0
-        starts = self.run_dts_ticks[:-1]  # non-decreasing: deltas are unsigned
-        run = int(starts.searchsorted(ticks, side=side)) - 1
+        starts = self._run_dts_list  # non-decreasing: deltas are unsigned
+        if starts is not None:
+            last = len(starts) - 1  # the run starts are starts[:-1]
+            run = (bisect_left(starts, ticks, 0, last) if side == "left" else bisect_right(starts, ticks, 0, last)) - 1
+        else:
+            run = int(self.run_dts_ticks[:-1].searchsorted(ticks, side=side)) - 1
         if run < 0:
             return 0
-        first = int(self.stts.first_sample[run])
-        count = int(self.stts.first_sample[run + 1]) - first
-        delta = int(self._stts_deltas[run])
-        past = ticks - int(starts[run])  # > 0 for "left", >= 0 for "right"
+        stts = self.stts
+        first = stts.first_sample_of(run)
+        count = stts.first_sample_of(run + 1) - first
+        delta = stts.value_of_run(run)
+        past = ticks - (starts[run] if starts is not None else int(self.run_dts_ticks[run]))  # > 0 "left", >= 0 "right"
         if delta == 0:
             return first + count
         inside = -(-past // delta) if side == "left" else past // delta + 1
@@ -476,24 +636,32 @@ class SampleTable:
         return (chunks.offset_bytes[chunk].astype(np.int64) + before[samples - lo]
                 - before[chunks.chunk_first_sample(chunk) - lo])
 
-    def sample_offset(self, sample: int) -> int:
-        """File offset of one sample (0 <= sample < N): its chunk's offset plus the sizes before it in the chunk."""
-        chunks = self.chunks
-        chunk = chunks.chunk_of(sample)
-        lo = chunks.chunk_first_sample(chunk)
+    def sample_offset(self, sample: int, located: tuple | None = None) -> int:
+        """File offset of one sample (0 <= sample < N): its chunk's offset plus the sizes before it in the chunk;
+        one O(log R) search (none when `located`, chunks.locate(sample), is given) plus O(samples before it in the
+        chunk)."""
+        _, chunk, lo, _ = located if located is not None else self.chunks.locate(int(sample))
         if sample <= lo:
             before = 0
         elif self.uniform_size_bytes:
             before = (sample - lo) * self.uniform_size_bytes
+        elif sample - lo < _SUM_BELOW:
+            before = sum(self.size_bytes[lo:sample].tolist())
         else:
             before = int(self.size_bytes[lo:sample].sum(dtype=np.int64))
-        return int(chunks.offset_bytes[chunk]) + before
+        return int(self.chunks.offset_bytes[chunk]) + before
 
-    def byte_span(self, first: int, stop: int) -> tuple[int, int]:
+    def sample_end(self, sample: int, located: tuple | None = None) -> int:
+        """File offset (bytes) just past one sample (0 <= sample < N); `located` as for sample_offset."""
+        return self.sample_offset(sample, located) + int(self.size_bytes[sample])
+
+    def byte_span(self, first: int, stop: int, first_offset: int | None = None) -> tuple[int, int]:
         """(lowest, highest exclusive) file byte that samples [first, stop) occupy (first < stop); O(1) searches
-        when the chunks are in file order, else O(stop - first)."""
+        when the chunks are in file order, else O(stop - first). `first_offset`: sample_offset(first) when the
+        caller has it."""
         if self.chunks.ascending:
-            return self.sample_offset(first), self.sample_offset(stop - 1) + int(self.size_bytes[stop - 1])
+            low = self.sample_offset(first) if first_offset is None else first_offset
+            return low, self.sample_end(stop - 1)
         offsets = self.sample_offsets(first, stop)
         return int(offsets.min()), int((offsets + self.size_bytes[first:stop]).max())
 
@@ -515,8 +683,10 @@ class SampleTable:
 
     @property
     def nbytes(self) -> int:
-        """Memory the table holds, views of the moov buffer included, and the columns made so far."""
+        """Memory the table holds, views of the moov buffer included, and the columns and the array('q') copies of
+        the runs made so far."""
         made = [self.__dict__[name] for name in _COLUMNS if name in self.__dict__]
         arrays = [self.size_bytes, self.run_dts_ticks, *made] + ([self.stss_indices] if self.has_stss else [])
         runs = (self.chunks, self.stts) + ((self.ctts,) if self.ctts is not None else ())
-        return sum(_owned_nbytes(a) for a in arrays) + sum(r.nbytes for r in runs)
+        return (sum(_owned_nbytes(a) for a in arrays) + sum(r.nbytes for r in runs)
+                + _list_nbytes(self.__dict__.get("_run_dts_list")))

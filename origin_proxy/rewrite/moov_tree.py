@@ -53,10 +53,15 @@ def _kept_chunks(cut: TrackCut) -> tuple[_Chunks, int, int]:
     """Chunks of samples [first, stop); plus the lowest and highest (exclusive) source byte the samples occupy.
     O(log N): nothing here depends on the number of samples or chunks kept."""
     table = cut.track.table
-    ca, cb, stsc_count, stsc_entries = table.chunks.stsc_window(cut.first, cut.stop)
-    low, high = table.byte_span(cut.first, cut.stop)
-    first_offset = table.sample_offset(cut.first)
-    return _Chunks(table.chunks.offset_bytes[ca : cb + 1], first_offset, stsc_count, stsc_entries), low, high
+    chunks, first, last = table.chunks, cut.first, cut.stop - 1
+    at_first, at_last = chunks.locate(first), chunks.locate(last)  # each sample's chunk searched for once
+    ca, cb, stsc_count, stsc_entries = chunks.stsc_window(first, cut.stop, (at_first, at_last))
+    first_offset = table.sample_offset(first, at_first)
+    if chunks.ascending:
+        low, high = first_offset, table.sample_end(last, at_last)
+    else:
+        low, high = table.byte_span(first, cut.stop)
+    return _Chunks(chunks.offset_bytes[ca : cb + 1], first_offset, stsc_count, stsc_entries), low, high
 
 
 def _table_box(fourcc: bytes, version: int, entry_count: int, pieces: list, prefix: bytes = b"") -> list:

@@ -48,6 +48,7 @@ _STSZ_HEAD = struct.Struct(">I4sB3xII")  # ... stsz: sample_size, sample_count
 _EDTS_ONE_V0 = struct.Struct(">I4sI4sB3xIIiHH")  # edts holding an elst v0 of one entry at rate 1 (§8.6.6)
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+_STSS_NUMBER = STSS_ENTRY["sample_number"]
 
 # Holes of a trak template. The durations are fixed-size (4 bytes in a version 0 box, 8 in version 1); the rest vary.
 _TKHD_DURATION = (0, 1)
@@ -273,8 +274,9 @@ def _fill_trak(cut: TrackCut, chunks: _Chunks, with_ctts: bool) -> tuple[list, l
             values[_CTTS], sizes[_CTTS] = (data,), len(data)
     if table.has_stss:
         sync = table.stss_indices
-        kept = sync[sync.searchsorted(first) : sync.searchsorted(stop)]
-        numbers = (kept - (first - 1)).astype(STSS_ENTRY["sample_number"])
+        kept = sync[sync.searchsorted(first) : len(sync) if stop == table.sample_count else sync.searchsorted(stop)]
+        numbers = np.empty(len(kept), _STSS_NUMBER)  # renumbered from 1 and made big-endian in one pass
+        np.subtract(kept, first - 1, out=numbers, casting="unsafe")
         sizes[_STSS] = 16 + 4 * len(numbers)
         values[_STSS] = (_TABLE_HEAD.pack(sizes[_STSS], b"stss", 0, len(numbers)), memoryview(numbers.view(np.uint8)))
     entries = chunks.stsc_entry_count
@@ -317,12 +319,24 @@ def _write(template: _MoovTemplate, movie_file: MovieFile, cuts: list[TrackCut])
     movie_duration = max(c.empty_movie_ticks + c.segment_duration for c in cuts)
     durations = (_U32.pack(min(movie_duration, 0xFFFFFFFF)), _U64.pack(movie_duration))
 
-    pieces: list = [movie_file.ftyp, _BOX_HEADER.pack(moov_bytes, b"moov")]
-    append, extend = pieces.append, pieces.extend
+    # The pieces in order, straight into parts: bytes under _JOIN_BELOW_BYTES and table views under
+    # _JOIN_VIEWS_BELOW_BYTES are joined with their neighbours (empty views dropped), the rest are parts of their own.
+    parts: list[Generated] = []
+    small: list = []
+    append = small.append
+
+    def own_part(piece) -> None:
+        if small:
+            parts.append(b"".join(small))
+            small.clear()
+        parts.append(piece)
+
+    for piece in (movie_file.ftyp, _BOX_HEADER.pack(moov_bytes, b"moov")):
+        append(piece) if len(piece) < _JOIN_BELOW_BYTES else own_part(piece)
     for segment in template.segments:
         kind = type(segment)
         if kind is bytes:
-            append(segment)
+            append(segment) if len(segment) < _JOIN_BELOW_BYTES else own_part(segment)
         elif kind is int:
             append(durations[segment])
         elif (trak := filled.get(id(segment))) is not None:
@@ -331,31 +345,23 @@ def _write(template: _MoovTemplate, movie_file: MovieFile, cuts: list[TrackCut])
             fourccs = layout.fourccs
             for item in layout.segments:
                 if type(item) is bytes:
-                    append(item)
+                    append(item) if len(item) < _JOIN_BELOW_BYTES else own_part(item)
                 elif item >= _HEADER:
                     append(_BOX_HEADER.pack(container_sizes[item - _HEADER], fourccs[item - _HEADER]))
                 else:
-                    extend(values[item])
+                    for piece in values[item]:
+                        kind = type(piece)
+                        if kind is bytes:
+                            if len(piece) < _JOIN_BELOW_BYTES:
+                                append(piece)
+                                continue
+                        elif kind is memoryview and len(piece) < _JOIN_VIEWS_BELOW_BYTES:
+                            if len(piece):
+                                append(piece)
+                            continue
+                        own_part(piece)
     append(mdat_header)
-
-    parts: list[Generated] = []
-    small: list = []
-    for piece in pieces:
-        kind = type(piece)
-        if kind is bytes:
-            if len(piece) < _JOIN_BELOW_BYTES:
-                small.append(piece)
-                continue
-        elif kind is memoryview and len(piece) < _JOIN_VIEWS_BELOW_BYTES:
-            if len(piece):
-                small.append(piece)
-            continue
-        if small:
-            parts.append(b"".join(small))
-            small = []
-        parts.append(piece)
-    if small:
-        parts.append(b"".join(small))
+    parts.append(b"".join(small))
     if sum(map(len, parts)) != head_bytes:
         raise AssertionError("moov size promised to its parents differs from what was written")
     return parts, SourceRange(low, high - low)

@@ -39,6 +39,8 @@ from ..isobmff.movie import Movie, Track
 from .params import ClipRequest
 
 OPUS_PREROLL_S = Fraction(80, 1000)  # RFC 7845 §4.2
+_ZERO_S = Fraction(0)
+_SCALAR_BELOW = 32  # windows of at most this many samples are searched in Python ints, not numpy arrays
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,11 @@ class TrackCut:
     media_time: int
     segment_duration: int
     cts_shift: int
+
+
+def _less(a: Fraction, b: Fraction) -> bool:
+    """a < b, by one cross product of the (positive) denominators: a Fraction comparison without its overhead."""
+    return a.numerator * b.denominator < b.numerator * a.denominator
 
 
 def _media_time_at(pres: TrackPresentation, timescale: int, t_s: Fraction) -> Fraction:
@@ -89,10 +96,15 @@ def _last_presented_before(table, stop_ticks: int, first: int) -> int:
     all_before = table.dts_searchsorted(stop_ticks - table.cts_max_ticks, side="left")  # pts < stop for all
     maybe_end = table.dts_searchsorted(stop_ticks - table.cts_min_ticks, side="left")  # pts >= stop after
     lo = max(first, all_before)
-    if maybe_end > lo:
+    if maybe_end - lo > _SCALAR_BELOW:
         hits = np.flatnonzero(table.pts_window(lo, maybe_end) < stop_ticks)
         if len(hits):
             return lo + int(hits[-1])
+    elif maybe_end > lo:  # a few samples (B-frame reordering): in Python, from the last
+        pts = table.pts_list(lo, maybe_end)
+        for index in range(len(pts) - 1, -1, -1):
+            if pts[index] < stop_ticks:
+                return lo + index
     return all_before - 1 if all_before - 1 >= first else -1
 
 
@@ -114,9 +126,14 @@ def _sync_at_or_before(table, start_floor: int) -> int | None:
     maybe = table.dts_searchsorted(start_floor - table.cts_min_ticks, side="right")  # [maybe, N): pts > start
     stss = table.stss_indices
     between = table.sync_window(surely, maybe)
-    hits = between[table.pts_at(between) <= start_floor]
-    if len(hits):
-        return int(hits[-1])
+    if len(between) > _SCALAR_BELOW:
+        hits = between[table.pts_at(between) <= start_floor]
+        if len(hits):
+            return int(hits[-1])
+    else:  # a few sync samples: in Python, from the last
+        for key in reversed(between.tolist()):
+            if table.pts_at(key) <= start_floor:
+                return key
     if stss is None:
         return surely - 1 if surely > 0 else None
     before = int(stss.searchsorted(surely)) - 1
@@ -142,9 +159,9 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     `lead_in_s` (movie seconds, <= start_s; non-video tracks only): also keep the samples from the one presented
     at that time on, hidden by the edit (the video's lead-in, see `lead_in_start_s`)."""
     table = track.table
-    t_from = max(start_s, pres.lead_s)
-    t_to = min(end_s, pres.end_s)
-    if t_to <= t_from:
+    t_from = pres.lead_s if _less(start_s, pres.lead_s) else start_s  # max(start_s, lead_s)
+    t_to = pres.end_s if _less(pres.end_s, end_s) else end_s  # min(end_s, end_s of the track)
+    if not _less(t_from, t_to):
         return None
     ts = table.timescale
     n = table.sample_count
@@ -163,8 +180,8 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     else:
         first = max(_first_presented_at_or_after(table, start_floor) - 1, 0)
         first = _preroll_samples_start(track, first, media_start)
-        if lead_in_s is not None and lead_in_s < t_from:
-            lead_n, lead_d = _media_ticks(pres, ts, max(lead_in_s, pres.lead_s))
+        if lead_in_s is not None and _less(lead_in_s, t_from):
+            lead_n, lead_d = _media_ticks(pres, ts, pres.lead_s if _less(lead_in_s, pres.lead_s) else lead_in_s)
             lead_floor = lead_n // lead_d
             first = min(first, max(_first_presented_at_or_after(table, lead_floor) - 1, 0))
         stop = max(_first_presented_at_or_after(table, stop_ceil - 1), first + 1)
@@ -177,7 +194,7 @@ def cut_track(track: Track, pres: TrackPresentation, movie_timescale: int, start
     # the shift into the edit, the layout every player reads the same way (§8.6.1.3, §8.6.6).
     min_offset = table.cts_min_ticks if table.cts_min_ticks >= 0 else int(table.cts_window(first, stop).min())
     cts_shift = max(-min_offset, -media_time, 0)
-    empty = _ticks_between(t_from, start_s, movie_timescale) if t_from > start_s else 0
+    empty = _ticks_between(t_from, start_s, movie_timescale) if _less(start_s, t_from) else 0
     duration = _ticks_between(t_to, t_from, movie_timescale)
     return TrackCut(track, first, stop, empty, media_time + cts_shift, duration, cts_shift)
 
@@ -189,8 +206,9 @@ def lead_in_start_s(cut: TrackCut, pres: TrackPresentation) -> Fraction:
     starts there plays in step with the video lead-in such players show (ISO/IEC 14496-12 §8.6.6 is what they skip).
     """
     table = cut.track.table
-    dts = table.dts_at(cut.first)
-    return pres.lead_s + Fraction(dts - cut.cts_shift - pres.media_time, table.timescale)
+    ticks = table.dts_at(cut.first) - cut.cts_shift - pres.media_time
+    lead = pres.lead_s  # lead + ticks / timescale, as one Fraction
+    return Fraction(lead.numerator * table.timescale + ticks * lead.denominator, lead.denominator * table.timescale)
 
 
 def keyframe_start_s(movie: Movie, start_s: Fraction) -> Fraction:
@@ -233,12 +251,12 @@ def select(movie: Movie, request: ClipRequest) -> list[TrackCut]:
     if not movie.tracks:
         raise UnsupportedMedia("the movie has no audio or video track with samples")
     presentations, duration_s = _timeline(movie)
-    start_s = request.start_s or Fraction(0)
-    if start_s >= duration_s:
+    start_s = request.start_s or _ZERO_S
+    if not _less(start_s, duration_s):
         raise BadRequest(f"start={float(start_s):.3f} is at or after the duration of {float(duration_s):.3f} s")
     if request.mode == "keyframe":
         start_s = keyframe_start_s(movie, start_s)
-    end_s = min(request.end_s, duration_s) if request.end_s is not None else duration_s
+    end_s = request.end_s if request.end_s is not None and _less(request.end_s, duration_s) else duration_s
     cuts: list[TrackCut | None] = [None] * len(movie.tracks)
     lead_in_s = None
     for index, (track, pres) in enumerate(zip(movie.tracks, presentations)):
