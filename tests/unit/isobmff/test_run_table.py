@@ -413,3 +413,80 @@ def test_chunks_that_exactly_fill_their_room(layout, case):
         assert expected == "outside" and "outside" in str(exc)
         return
     assert expected != "outside" and table.chunks.ascending == expected[5]
+
+
+def _stts_reference(durations: np.ndarray, first: int, stop: int) -> bytes:
+    """The stts entries of samples [first, stop) by run-length coding the eager column (big-endian)."""
+    window = durations[first:stop].astype(np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(window[1:] != window[:-1]) + 1))
+    counts = np.diff(np.append(starts, len(window)))
+    out = np.empty(len(starts), STTS_ENTRY)
+    out["sample_count"], out["sample_delta"] = counts, window[starts]
+    return out.tobytes()
+
+
+@pytest.mark.parametrize("bound", [0, 10**9], ids=["numpy-searches", "array-bisects"])
+@pytest.mark.parametrize("name", WINDOW_MEDIA + ["mp4/sample_edit_list_only_preroll_sync_sample.mp4", "mov/bt601.mov"])
+def test_scalar_answers_equal_the_columns_on_either_search_path(name, bound):
+    """The clip path's scalar questions give what the eager columns say, both when the short run tables are
+    searched through their array('q') copies (bisect) and when every table is searched with numpy: forced here by
+    the bound on their length (sample_table._LIST_BELOW), on a fresh parse each time."""
+    from origin_proxy.isobmff import sample_table
+
+    path = MEDIA_ROOT / name
+    data = path.read_bytes()
+    span = next(s for s in iter_boxes(data, 0, len(data), "") if s.fourcc == b"moov")
+    with mock.patch.object(sample_table, "_LIST_BELOW", bound):
+        movie = parse_moov(data[span.offset : span.end], len(data), max_samples=10_000_000)
+        rng = np.random.default_rng(len(name) + bound % 7)
+        for track in movie.tracks:
+            table = track.table
+            n = table.sample_count
+            if n == 0:
+                continue
+            dts, cts = table.dts_ticks, table.cts_offset_ticks.astype(np.int64)
+            pts, durations = dts + cts, table.duration_ticks
+            chunk_first = table.chunks.first_sample.astype(np.int64)
+            offsets = table.sample_offsets(0, n)
+            samples = np.unique(np.concatenate((rng.integers(0, n, 40), [0, n - 1]))).tolist()
+            for s in samples:
+                assert table.dts_at(s) == int(dts[s]) and table.duration_at(s) == int(durations[s])
+                assert table.cts_at(s) == int(cts[s]) and table.pts_at(s) == int(pts[s])
+                run, chunk, lo, per = table.chunks.locate(s)
+                assert chunk == int(np.searchsorted(chunk_first, s, side="right")) - 1 == table.chunks.chunk_of(s)
+                assert lo == int(chunk_first[chunk]) and lo + per == int(chunk_first[chunk + 1])
+                assert table.chunks.chunk_first_sample(chunk) == lo
+                assert table.sample_offset(s) == int(offsets[s]) == table.sample_offset(s, (run, chunk, lo, per))
+                assert table.sample_end(s) == int(offsets[s]) + int(table.size_bytes[s])
+            assert table.dts_at(n) == table.media_duration_ticks
+            for t in np.concatenate((dts[samples], dts[samples] + 1, [-1, int(dts[-1]) + 10])).tolist():
+                for side in ("left", "right"):
+                    assert table.dts_searchsorted(t, side) == int(np.searchsorted(dts, t, side=side))
+            windows = [(0, n), (n - 1, n), (0, 1)] + [tuple(sorted(rng.integers(0, n + 1, 2).tolist()))
+                                                      for _ in range(25)]
+            for first, stop in windows:
+                if first >= stop:
+                    continue
+                assert table.pts_list(first, stop) == pts[first:stop].tolist() == table.pts_window(first, stop).tolist()
+                assert table.stts.expand(first, stop).tolist() == durations[first:stop].tolist()
+                assert table.cts_window(first, stop).tolist() == cts[first:stop].tolist()
+                count, pieces = table.stts.window(first, stop)
+                made = b"".join(bytes(p) for p in pieces)
+                assert made == _stts_reference(durations, first, stop)[: len(made)] and count * 8 == len(made)
+                if table.ctts is not None:
+                    count, pieces = table.ctts.window(first, stop)
+                    entries = np.frombuffer(b"".join(bytes(p) for p in pieces), table.ctts.entries.dtype)
+                    assert len(entries) == count
+                    assert np.repeat(entries["sample_offset"].astype(np.int64),
+                                     entries["sample_count"].astype(np.int64)).tolist() == cts[first:stop].tolist()
+                ca, cb, count, make = table.chunks.stsc_window(first, stop)
+                entries = make()
+                assert len(entries) == count
+                assert (ca, cb) == (table.chunks.chunk_of(first), table.chunks.chunk_of(stop - 1))
+                per_chunk = np.diff(np.append(entries["first_chunk"].astype(np.int64), cb - ca + 2))
+                assert int((entries["samples_per_chunk"].astype(np.int64) * per_chunk).sum()) == stop - first
+                low, high = table.byte_span(first, stop)
+                assert (low, high) == (int(offsets[first:stop].min()),
+                                       int((offsets + table.size_bytes)[first:stop].max()))
+            lists = [table.stts.__dict__.get("_bounds"), table.chunks.__dict__.get("_run_lists")]
+            assert all(x is None for x in lists) if bound == 0 else all(x is not None for x in lists)
