@@ -172,6 +172,12 @@ class LocalSource:
             return b""
         return await asyncio.to_thread(self._pread, offset, size)
 
+    def read_blocking(self, offset: int, size: int) -> bytes:
+        """`read` without the thread hop, for a caller already off the event loop (store/moov.py runs the moov's
+        reads and its parse as one executor job). Raises UpstreamError on an I/O error."""
+        size = max(0, min(size, self.size_bytes - offset))
+        return self._pread(offset, size) if size else b""
+
     def _pread(self, offset: int, size: int) -> bytes:
         chunks = []
         try:
