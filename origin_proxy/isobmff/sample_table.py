@@ -391,7 +391,7 @@ def _is_view(array: np.ndarray) -> bool:
     return array.base is not None and _owned_nbytes(array) > 0
 
 
-_COLUMNS = ("dts_ticks", "duration_ticks", "cts_offset_ticks", "is_sync", "_sync_all")
+_COLUMNS = ("dts_ticks", "duration_ticks", "cts_offset_ticks", "is_sync", "_sync_all", "_stts_deltas")
 
 
 @dataclass(frozen=True, eq=False)
